@@ -1,0 +1,456 @@
+//! The Graph client: one async method per documented Account Kit call.
+//!
+//! Requests follow the API document: reads are `GET` with their parameters in
+//! the query string; `POST` and `DELETE` carry the access token and proof in
+//! a urlencoded form body, as the document's curl example does, so that they
+//! never sit in a URL. Redirects are not followed (a redirect would forward
+//! credentials to wherever it points).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, Stream, TryStreamExt};
+use reqwest::{Method, RequestBuilder};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::config::Config;
+use crate::error::{ConfigError, Error, GraphErrorEnvelope};
+use crate::types::{Account, AccountsPage, Success, TokenExchange};
+
+/// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The smallest and largest page size of the accounts listing.
+pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
+
+/// An Account Kit Graph API client for one app. Cheap to clone (an `Arc`).
+///
+/// ```no_run
+/// use actix_accountkit::{client::GraphClient, config::Config};
+///
+/// # async fn run() -> Result<(), actix_accountkit::Error> {
+/// let client = GraphClient::new(Config::builder("1234", "app-secret").build()?)?;
+/// let account = client.me("EMAW...").await?;
+/// println!("{} logged in with {:?}", account.id, account.phone);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: Config,
+    /// `{base}/{version}/`
+    root: Url,
+    me: Url,
+    access_token: Url,
+    logout: Url,
+    accounts: Url,
+}
+
+impl GraphClient {
+    /// Builds a client (and its connection pool) from a configuration.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout())
+            .connect_timeout(config.timeout())
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("actix-accountkit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
+        Self::with_http_client(config, http)
+    }
+
+    /// Builds a client on a `reqwest::Client` of your own (proxy, TLS roots,
+    /// pool settings). Its timeout should not exceed the configured one.
+    pub fn with_http_client(config: Config, http: reqwest::Client) -> Result<Self, Error> {
+        let join = |base: &Url, path: &str| {
+            base.join(path).map_err(|_| ConfigError::InvalidBaseUrl {
+                reason: "cannot append the API path",
+            })
+        };
+        let root = join(config.base_url(), &format!("{}/", config.api_version()))?;
+        let me = join(&root, "me")?;
+        let access_token = join(&root, "access_token")?;
+        let logout = join(&root, "logout")?;
+        let accounts = join(&root, &format!("{}/accounts/", config.app_id()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                root,
+                me,
+                access_token,
+                logout,
+                accounts,
+            }),
+        })
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// `GET /{v}/me`: validates a user access token and returns its account,
+    /// with `appsecret_proof` attached when the config requires it.
+    ///
+    /// This method does not check `application.id`; the
+    /// [`GraphVerifier`](crate::verify::GraphVerifier) does.
+    pub async fn me(&self, access_token: &str) -> Result<Account, Error> {
+        let config = &self.inner.config;
+        let proof = config
+            .require_appsecret_proof()
+            .then(|| config.appsecret_proof(access_token));
+        let mut params = vec![("access_token", access_token)];
+        if let Some(proof) = &proof {
+            params.push(("appsecret_proof", proof));
+        }
+        self.call(Method::GET, &self.inner.me, &params, &[access_token], true)
+            .await
+    }
+
+    /// `GET /{v}/access_token?grant_type=authorization_code&code=…`: exchanges
+    /// an authorization code for a user access token.
+    ///
+    /// Not retried: a code is single-use, and a retry after a lost answer
+    /// would meet "This authorization code has been used".
+    pub async fn exchange_code(&self, code: &str) -> Result<TokenExchange, Error> {
+        let app_token = self.inner.config.app_access_token().expose_secret();
+        let params = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("access_token", app_token),
+        ];
+        self.call(Method::GET, &self.inner.access_token, &params, &[code], false)
+            .await
+    }
+
+    /// `POST /{v}/logout`: invalidates one user access token.
+    pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let proof = config
+            .require_appsecret_proof()
+            .then(|| config.appsecret_proof(access_token));
+        let mut params = vec![("access_token", access_token)];
+        if let Some(proof) = &proof {
+            params.push(("appsecret_proof", proof));
+        }
+        let done: Success = self
+            .call(Method::POST, &self.inner.logout, &params, &[access_token], false)
+            .await?;
+        success(done)
+    }
+
+    /// `POST /{v}/{account_id}/invalidate_all_tokens`: logs every session of
+    /// an account out.
+    pub async fn invalidate_all_tokens(&self, account_id: &str) -> Result<(), Error> {
+        let url = self.account_url(account_id, "/invalidate_all_tokens")?;
+        let done: Success = self.app_call(Method::POST, &url).await?;
+        success(done)
+    }
+
+    /// `DELETE /{v}/{account_id}`: deletes an account.
+    pub async fn delete_account(&self, account_id: &str) -> Result<(), Error> {
+        let url = self.account_url(account_id, "")?;
+        let done: Success = self.app_call(Method::DELETE, &url).await?;
+        success(done)
+    }
+
+    /// Checks the app id and app secret with an app-token call (one account
+    /// of the listing). A wrong id or secret comes back as code 2.
+    pub async fn check_app_credentials(&self) -> Result<(), Error> {
+        self.accounts_page(1, None).await.map(drop)
+    }
+
+    /// `GET /{v}/{app_id}/accounts/?limit=N`: one page of the app's accounts,
+    /// starting after `after` (a cursor from a previous page) if given.
+    ///
+    /// A limit outside 1..=1000 is refused before any request is made.
+    pub async fn accounts_page(
+        &self,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AccountsPage, Error> {
+        check_limit(limit)?;
+        let app_token = self.inner.config.app_access_token().expose_secret();
+        let limit = limit.to_string();
+        let mut params = vec![("access_token", app_token), ("limit", limit.as_str())];
+        if let Some(after) = after {
+            params.push(("after", after));
+        }
+        self.call(Method::GET, &self.inner.accounts, &params, &[], true)
+            .await
+    }
+
+    /// Every page of the app's accounts, following `paging.next` until it is
+    /// absent. Starts at the beginning, or after the cursor `after`.
+    ///
+    /// Each page is retried per the [`RetryPolicy`](crate::config::RetryPolicy);
+    /// the stream ends after the first error it yields. A `next` URL on
+    /// another origin than the configured base URL is refused (it would
+    /// receive the app access token).
+    pub fn account_pages(
+        &self,
+        limit: u32,
+        after: Option<String>,
+    ) -> impl Stream<Item = Result<AccountsPage, Error>> + Send + 'static {
+        enum Step {
+            First(Option<String>),
+            Next(Url),
+            Done,
+        }
+        let client = self.clone();
+        stream::try_unfold(Step::First(after), move |step| {
+            let client = client.clone();
+            async move {
+                let page = match step {
+                    Step::Done => return Ok(None),
+                    Step::First(after) => client.accounts_page(limit, after.as_deref()).await?,
+                    Step::Next(url) => {
+                        client
+                            .call::<AccountsPage>(Method::GET, &url, &[], &[], true)
+                            .await?
+                    }
+                };
+                let next = match page.paging.as_ref().and_then(|p| p.next.as_deref()) {
+                    Some(next) => Step::Next(client.same_origin(next)?),
+                    None => Step::Done,
+                };
+                Ok(Some((page, next)))
+            }
+        })
+    }
+
+    /// Every account of the app, one at a time, following `paging.next`.
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// # async fn run(client: actix_accountkit::client::GraphClient) -> Result<(), actix_accountkit::Error> {
+    /// let mut accounts = std::pin::pin!(client.accounts(1000));
+    /// while let Some(account) = accounts.try_next().await? {
+    ///     println!("{}", account.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn accounts(
+        &self,
+        limit: u32,
+    ) -> impl Stream<Item = Result<Account, Error>> + Send + 'static {
+        self.account_pages(limit, None)
+            .map_ok(|page| stream::iter(page.data.into_iter().map(Ok)))
+            .try_flatten()
+    }
+
+    fn account_url(&self, account_id: &str, suffix: &str) -> Result<Url, Error> {
+        if account_id.is_empty()
+            || account_id.len() > 32
+            || !account_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(Error::InvalidAccountId);
+        }
+        self.inner
+            .root
+            .join(&format!("{account_id}{suffix}"))
+            .map_err(|_| Error::InvalidAccountId)
+    }
+
+    fn same_origin(&self, next: &str) -> Result<Url, Error> {
+        let url = Url::parse(next).map_err(|_| Error::Decode {
+            status: 200,
+            detail: "paging.next is not a URL".into(),
+        })?;
+        if url.origin() != self.inner.config.base_url().origin() {
+            return Err(Error::Decode {
+                status: 200,
+                detail: "paging.next points to another origin than the base URL".into(),
+            });
+        }
+        Ok(url)
+    }
+
+    async fn app_call<T: DeserializeOwned>(&self, method: Method, url: &Url) -> Result<T, Error> {
+        let app_token = self.inner.config.app_access_token().expose_secret();
+        self.call(method, url, &[("access_token", app_token)], &[], false)
+            .await
+    }
+
+    /// Sends one call, retrying idempotent reads per the retry policy.
+    /// `extra_secrets` are scrubbed from any Graph error text, beside the
+    /// app secret and client token.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        params: &[(&str, &str)],
+        extra_secrets: &[&str],
+        idempotent: bool,
+    ) -> Result<T, Error> {
+        let policy = self.inner.config.retry_policy();
+        let mut retry = 0;
+        loop {
+            let request = self.inner.http.request(method.clone(), url.clone());
+            let request = if method == Method::GET {
+                request.query(params)
+            } else {
+                request.form(params)
+            };
+            match self.send(request, extra_secrets).await {
+                Err(e) if idempotent && retry < policy.max_retries && e.is_retryable() => {
+                    retry += 1;
+                    let wait = jitter(policy.backoff(retry));
+                    tracing::debug!(retry, ?wait, error = %e, "retrying Account Kit call");
+                    tokio::time::sleep(wait).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        extra_secrets: &[&str],
+    ) -> Result<T, Error> {
+        let timeout = self.inner.config.timeout();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| Error::transport(e, timeout))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::transport(e, timeout))?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(Error::Decode {
+                    status,
+                    detail: format!("body larger than {MAX_BODY_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let secrets = self.inner.config.secrets().chain(extra_secrets.iter().copied());
+        decode(status, &body, secrets)
+    }
+}
+
+/// Turns an answer into `T` or the matching error.
+pub(crate) fn decode<'a, T: DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+    secrets: impl IntoIterator<Item = &'a str>,
+) -> Result<T, Error> {
+    if (200..300).contains(&status) {
+        match serde_json::from_slice::<T>(body) {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                if serde_json::from_slice::<GraphErrorEnvelope>(body).is_err() {
+                    return Err(Error::decode(status, &e));
+                }
+            }
+        }
+    }
+    match serde_json::from_slice::<GraphErrorEnvelope>(body) {
+        Ok(envelope) => {
+            let mut error = envelope.error;
+            error.status = status;
+            error.scrub(secrets);
+            Err(error.into())
+        }
+        Err(e) if body.is_empty() || e.is_syntax() || e.is_eof() => Err(Error::Decode {
+            status,
+            detail: "an error status without a JSON body".into(),
+        }),
+        Err(e) => Err(Error::decode(status, &e)),
+    }
+}
+
+fn check_limit(limit: u32) -> Result<(), Error> {
+    if LIMIT_RANGE.contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::InvalidLimit { limit })
+    }
+}
+
+fn success(done: Success) -> Result<(), Error> {
+    if done.success {
+        Ok(())
+    } else {
+        Err(Error::Decode {
+            status: 200,
+            detail: "the service answered {\"success\": false}".into(),
+        })
+    }
+}
+
+/// Full jitter in [d/2, d]: retries of many clients do not line up.
+fn jitter(d: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let half = d / 2;
+    half + half.mul_f64((random % 1024) as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_recorded_error_bodies() {
+        let cases: [(u16, &str, i64); 4] = [
+            (400, r#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"CeRr0HW5x07"}}"#, 190),
+            (400, r#"{"error":{"message":"Invalid OAuth 2.0 Access Token","type":"EMApiException","code":190,"error_data":[],"fbtrace_id":"AOwHiqyQhS85c4TaEd4S-bE"}}"#, 190),
+            (400, r#"{"error":{"message":"Invalid verification code","type":"OAuthException","code":1,"fbtrace_id":"FNXWBWxiz3p"}}"#, 1),
+            (500, r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"C4erpIHwfYY"}}"#, 2),
+        ];
+        for (status, body, code) in cases {
+            let err = decode::<Account>(status, body.as_bytes(), []).unwrap_err();
+            let graph = err.graph().expect("a Graph error");
+            assert_eq!((graph.status, graph.code), (status, code));
+        }
+        let misconfigured = decode::<Account>(500, cases_body_code2().as_bytes(), []).unwrap_err();
+        assert!(misconfigured.is_app_misconfigured());
+        assert!(!misconfigured.is_retryable(), "code 2 is not retried");
+        assert!(!misconfigured.is_unavailable());
+    }
+
+    fn cases_body_code2() -> &'static str {
+        r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"C4erpIHwfYY"}}"#
+    }
+
+    #[test]
+    fn unreadable_bodies_are_decode_errors_without_content() {
+        let err = decode::<Account>(200, br#"{"id": 12, "x": "EMAWsecret"}"#, []).unwrap_err();
+        assert!(matches!(err, Error::Decode { status: 200, .. }), "{err:?}");
+        let err = decode::<Account>(200, br#"{"id": "EMAWsecret"#, []).unwrap_err();
+        assert!(!err.to_string().contains("EMAWsecret"));
+        let err = decode::<Account>(502, b"<html>bad gateway</html>", []).unwrap_err();
+        assert!(matches!(err, Error::Decode { status: 502, .. }));
+        assert!(err.is_retryable() && err.is_unavailable());
+    }
+
+    #[test]
+    fn error_text_is_scrubbed() {
+        let body = br#"{"error":{"message":"Malformed access token EMAWtopsecret","type":"OAuthException","code":190}}"#;
+        let err = decode::<Account>(400, body, ["EMAWtopsecret"]).unwrap_err();
+        assert!(err.is_invalid_token());
+        assert!(!format!("{err} {err:?}").contains("EMAWtopsecret"));
+    }
+
+    #[test]
+    fn limit_is_checked() {
+        assert!(check_limit(0).is_err());
+        assert!(check_limit(1001).is_err());
+        assert!(check_limit(1).is_ok() && check_limit(1000).is_ok());
+    }
+}

@@ -1,0 +1,316 @@
+//! The crate's error type.
+//!
+//! One [`Error`] for every call of the Graph client and the admin client. A
+//! refusal by Account Kit is [`Error::Graph`], carrying the Graph error
+//! object; classify it by `code` (and `error_subcode`), never by `type` or
+//! `message`: the type changed from `OAuthException` to `EMApiException` for
+//! the same code 190.
+//!
+//! No error ever contains the app secret, the client token or a user access
+//! token: transport errors lose their URL (whose query string may carry
+//! them), decoding errors keep only the position of the fault, and text that
+//! came back from the network is scrubbed of every secret the request used.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Graph code: the user access token is invalid, expired or logged out.
+pub const CODE_INVALID_TOKEN: i64 = 190;
+/// Graph code: the authorization code is invalid, expired or used.
+pub const CODE_INVALID_CODE: i64 = 1;
+/// Graph code: "Service temporarily unavailable", which Account Kit also
+/// answered for a wrong app id or app secret. Not transient in practice.
+pub const CODE_APP_MISCONFIGURED: i64 = 2;
+/// Graph code: a bad parameter, including a missing or wrong `appsecret_proof`.
+pub const CODE_INVALID_PARAMETER: i64 = 100;
+/// Graph code: application request limit reached.
+pub const CODE_RATE_LIMITED: i64 = 4;
+
+/// Anything that can go wrong talking to Account Kit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Account Kit answered with a Graph error object.
+    #[error(transparent)]
+    Graph(Box<GraphError>),
+    /// No answer within the configured per-attempt timeout.
+    #[error("Account Kit did not answer within {after:?}")]
+    Timeout {
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+    /// The request could not be sent or its answer not received (connection
+    /// refused or reset, TLS, DNS...). The URL is stripped from the source.
+    #[error("could not reach Account Kit: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The answer could not be understood: not JSON, the wrong shape, or an
+    /// error status without a Graph error object.
+    #[error("unreadable answer from Account Kit (HTTP {status}): {detail}")]
+    Decode {
+        /// HTTP status of the answer.
+        status: u16,
+        /// What was wrong, without any of the body's content.
+        detail: String,
+    },
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A page size outside 1..=1000, refused before any request was made.
+    #[error("limit {limit} is outside the range 1-1000")]
+    InvalidLimit {
+        /// The refused limit.
+        limit: u32,
+    },
+    /// An account id that is not a decimal string, refused before any
+    /// request was made (it becomes part of the URL path).
+    #[error("an account id must be a non-empty decimal string of at most 32 digits")]
+    InvalidAccountId,
+}
+
+impl Error {
+    /// The Graph error object, if Account Kit answered with one.
+    pub fn graph(&self) -> Option<&GraphError> {
+        match self {
+            Error::Graph(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Code 190: the user token is invalid, expired or logged out.
+    pub fn is_invalid_token(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_invalid_token)
+    }
+
+    /// Code 1: the authorization code is invalid, expired or already used.
+    pub fn is_invalid_code(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_invalid_code)
+    }
+
+    /// Code 2: the app id or app secret is wrong (or the service is down).
+    pub fn is_app_misconfigured(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_app_misconfigured)
+    }
+
+    /// Code 100: a bad parameter, e.g. a missing or wrong `appsecret_proof`.
+    pub fn is_invalid_parameter(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_invalid_parameter)
+    }
+
+    /// Code 4 or HTTP 429: rate limited.
+    pub fn is_rate_limited(&self) -> bool {
+        self.graph().is_some_and(GraphError::is_rate_limited)
+    }
+
+    /// A timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// The service could not be reached or did not answer sensibly: a
+    /// timeout, a transport failure, an unreadable answer, a 5xx other than
+    /// code 2, or rate limiting. The request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport(_) | Error::Decode { .. } => true,
+            Error::Graph(g) => {
+                g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
+            }
+            Error::Config(_) | Error::InvalidLimit { .. } | Error::InvalidAccountId => false,
+        }
+    }
+
+    /// Whether an idempotent read that failed this way may be retried: see
+    /// [`RetryPolicy`](crate::config::RetryPolicy).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::Decode { status, .. } => *status >= 500 || *status == 429,
+            Error::Graph(g) => {
+                g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
+            }
+            Error::Timeout { .. } | Error::Config(_) | Error::InvalidLimit { .. } | Error::InvalidAccountId => false,
+        }
+    }
+
+    pub(crate) fn transport(err: reqwest::Error, timeout: Duration) -> Self {
+        if err.is_timeout() {
+            Error::Timeout { after: timeout }
+        } else {
+            Error::Transport(err.without_url())
+        }
+    }
+
+    pub(crate) fn decode(status: u16, err: &serde_json::Error) -> Self {
+        // serde_json's Display may quote the offending value (a token, say):
+        // keep only the category and the position.
+        let category = match err.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "JSON of the wrong shape",
+            serde_json::error::Category::Eof => "truncated JSON",
+        };
+        Error::Decode {
+            status,
+            detail: format!("{category} at line {} column {}", err.line(), err.column()),
+        }
+    }
+}
+
+impl From<GraphError> for Error {
+    fn from(e: GraphError) -> Self {
+        Error::Graph(Box::new(e))
+    }
+}
+
+/// A configuration mistake, found before any request was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The API version does not match `^v\d+\.\d+$`.
+    #[error("API version {version:?} does not look like v<major>.<minor>, e.g. v1.3")]
+    InvalidVersion {
+        /// The refused version (at most 32 characters of it).
+        version: String,
+    },
+    /// The app id is empty or not decimal.
+    #[error("the app id must be the decimal Facebook app id")]
+    InvalidAppId,
+    /// The app secret is empty or has characters outside printable ASCII.
+    #[error("the app secret must be non-empty printable ASCII")]
+    InvalidAppSecret,
+    /// The client token is empty or has characters outside printable ASCII.
+    #[error("the client token must be non-empty printable ASCII")]
+    InvalidClientToken,
+    /// The base URL is not an absolute http(s) URL.
+    #[error("invalid base URL: {reason}")]
+    InvalidBaseUrl {
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A zero timeout.
+    #[error("the request timeout must be greater than zero")]
+    InvalidTimeout,
+    /// The HTTP client could not be built (TLS backend).
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+    /// Something else in the configuration.
+    #[error("{0}")]
+    Other(&'static str),
+}
+
+/// A Graph error object, as Account Kit sent it, plus the HTTP status.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct GraphError {
+    /// HTTP status of the answer.
+    #[serde(skip)]
+    pub status: u16,
+    /// The Graph error code; see the `CODE_*` constants.
+    pub code: i64,
+    /// The Graph error subcode, when present (e.g. 460/467 for a session
+    /// that was invalidated, 463 for an expired one).
+    #[serde(default)]
+    pub error_subcode: Option<i64>,
+    /// `type`, e.g. `OAuthException` or `EMApiException`; do not match on it.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Human-readable message, scrubbed of secrets.
+    #[serde(default)]
+    pub message: String,
+    /// Whether the service called the error transient (code 2 claims so,
+    /// wrongly: a misconfigured app stays misconfigured).
+    #[serde(default)]
+    pub is_transient: bool,
+    /// The trace id support asked for.
+    #[serde(default)]
+    pub fbtrace_id: Option<String>,
+    /// `error_user_title`, when present.
+    #[serde(default)]
+    pub error_user_title: Option<String>,
+    /// `error_user_msg`, when present.
+    #[serde(default)]
+    pub error_user_msg: Option<String>,
+}
+
+impl GraphError {
+    /// Code 190.
+    pub fn is_invalid_token(&self) -> bool {
+        self.code == CODE_INVALID_TOKEN
+    }
+    /// Code 1.
+    pub fn is_invalid_code(&self) -> bool {
+        self.code == CODE_INVALID_CODE
+    }
+    /// Code 2.
+    pub fn is_app_misconfigured(&self) -> bool {
+        self.code == CODE_APP_MISCONFIGURED
+    }
+    /// Code 100.
+    pub fn is_invalid_parameter(&self) -> bool {
+        self.code == CODE_INVALID_PARAMETER
+    }
+    /// Code 4, or HTTP 429 whatever the code.
+    pub fn is_rate_limited(&self) -> bool {
+        self.code == CODE_RATE_LIMITED || self.status == 429
+    }
+
+    /// Removes every occurrence of the given secrets from the free-text
+    /// fields (Graph has echoed malformed tokens back in messages).
+    pub(crate) fn scrub<'a>(&mut self, secrets: impl IntoIterator<Item = &'a str>) {
+        for secret in secrets {
+            if secret.len() < 4 {
+                continue;
+            }
+            for field in [
+                Some(&mut self.message),
+                self.error_user_msg.as_mut(),
+                self.error_user_title.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if field.contains(secret) {
+                    *field = field.replace(secret, "[redacted]");
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphError")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("error_subcode", &self.error_subcode)
+            .field("type", &self.kind)
+            .field("message", &self.message)
+            .field("is_transient", &self.is_transient)
+            .field("fbtrace_id", &self.fbtrace_id)
+            .finish()
+    }
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Account Kit error (HTTP {}, code {}", self.status, self.code)?;
+        if let Some(sub) = self.error_subcode {
+            write!(f, ", subcode {sub}")?;
+        }
+        write!(f, "): {}", self.message)?;
+        if let Some(trace) = &self.fbtrace_id {
+            write!(f, " [fbtrace_id {trace}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+/// `{"error": {...}}`
+#[derive(Deserialize)]
+pub(crate) struct GraphErrorEnvelope {
+    pub(crate) error: GraphError,
+}
