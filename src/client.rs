@@ -127,8 +127,14 @@ impl GraphClient {
             ("code", code),
             ("access_token", app_token),
         ];
-        self.call(Method::GET, &self.inner.access_token, &params, &[code], false)
-            .await
+        self.call(
+            Method::GET,
+            &self.inner.access_token,
+            &params,
+            &[code],
+            false,
+        )
+        .await
     }
 
     /// `POST /{v}/logout`: invalidates one user access token.
@@ -142,7 +148,13 @@ impl GraphClient {
             params.push(("appsecret_proof", proof));
         }
         let done: Success = self
-            .call(Method::POST, &self.inner.logout, &params, &[access_token], false)
+            .call(
+                Method::POST,
+                &self.inner.logout,
+                &params,
+                &[access_token],
+                false,
+            )
             .await?;
         success(done)
     }
@@ -337,7 +349,11 @@ impl GraphClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let secrets = self.inner.config.secrets().chain(extra_secrets.iter().copied());
+        let secrets = self
+            .inner
+            .config
+            .secrets()
+            .chain(extra_secrets.iter().copied());
         decode(status, &body, secrets)
     }
 }
@@ -408,10 +424,26 @@ mod tests {
     #[test]
     fn decodes_recorded_error_bodies() {
         let cases: [(u16, &str, i64); 4] = [
-            (400, r#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"CeRr0HW5x07"}}"#, 190),
-            (400, r#"{"error":{"message":"Invalid OAuth 2.0 Access Token","type":"EMApiException","code":190,"error_data":[],"fbtrace_id":"AOwHiqyQhS85c4TaEd4S-bE"}}"#, 190),
-            (400, r#"{"error":{"message":"Invalid verification code","type":"OAuthException","code":1,"fbtrace_id":"FNXWBWxiz3p"}}"#, 1),
-            (500, r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"C4erpIHwfYY"}}"#, 2),
+            (
+                400,
+                r#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"CeRr0HW5x07"}}"#,
+                190,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Invalid OAuth 2.0 Access Token","type":"EMApiException","code":190,"error_data":[],"fbtrace_id":"AOwHiqyQhS85c4TaEd4S-bE"}}"#,
+                190,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Invalid verification code","type":"OAuthException","code":1,"fbtrace_id":"FNXWBWxiz3p"}}"#,
+                1,
+            ),
+            (
+                500,
+                r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"C4erpIHwfYY"}}"#,
+                2,
+            ),
         ];
         for (status, body, code) in cases {
             let err = decode::<Account>(status, body.as_bytes(), []).unwrap_err();

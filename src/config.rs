@@ -111,7 +111,9 @@ impl RetryPolicy {
 
     /// The backoff before retry number `retry` (1-based), before jitter.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff)
@@ -400,7 +402,10 @@ impl ConfigBuilder {
 /// );
 /// ```
 pub fn appsecret_proof(app_secret: &SecretString, access_token: &str) -> String {
-    hmac_sha256_hex(app_secret.expose_secret().as_bytes(), access_token.as_bytes())
+    hmac_sha256_hex(
+        app_secret.expose_secret().as_bytes(),
+        access_token.as_bytes(),
+    )
 }
 
 fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
@@ -487,9 +492,14 @@ mod tests {
         for ok in ["v1.3", "v1.0", "v10.25"] {
             assert!(ApiVersion::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["1.3", "v1", "v1.", "v.3", "V1.3", "v1.3 ", "v1.3.1", "v1,3", ""] {
+        for bad in [
+            "1.3", "v1", "v1.", "v.3", "V1.3", "v1.3 ", "v1.3.1", "v1,3", "",
+        ] {
             assert!(
-                matches!(ApiVersion::parse(bad), Err(ConfigError::InvalidVersion { .. })),
+                matches!(
+                    ApiVersion::parse(bad),
+                    Err(ConfigError::InvalidVersion { .. })
+                ),
                 "{bad}"
             );
         }
@@ -515,7 +525,10 @@ mod tests {
         assert!(Config::builder("", "s").build().is_err());
         assert!(Config::builder("12a", "s").build().is_err());
         assert!(Config::builder("12", "").build().is_err());
-        assert!(Config::builder("12", "s").base_url("ftp://x").build().is_err());
+        assert!(Config::builder("12", "s")
+            .base_url("ftp://x")
+            .build()
+            .is_err());
         assert!(Config::builder("12", "s").base_url("nope").build().is_err());
         assert!(Config::builder("12", "s")
             .timeout(Duration::ZERO)

@@ -130,7 +130,10 @@ impl Error {
             Error::Graph(g) => {
                 g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
             }
-            Error::Timeout { .. } | Error::Config(_) | Error::InvalidLimit { .. } | Error::InvalidAccountId => false,
+            Error::Timeout { .. }
+            | Error::Config(_)
+            | Error::InvalidLimit { .. }
+            | Error::InvalidAccountId => false,
         }
     }
 
@@ -295,7 +298,11 @@ impl fmt::Debug for GraphError {
 
 impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Account Kit error (HTTP {}, code {}", self.status, self.code)?;
+        write!(
+            f,
+            "Account Kit error (HTTP {}, code {}",
+            self.status, self.code
+        )?;
         if let Some(sub) = self.error_subcode {
             write!(f, ", subcode {sub}")?;
         }

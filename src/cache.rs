@@ -1,0 +1,753 @@
+//! The verification cache: a sharded LRU in front of any [`Verifier`].
+//!
+//! # What is cached
+//!
+//! * Verified accounts, keyed by the SHA-256 of the token (the raw token is
+//!   never stored), for [`CacheConfig::ttl`].
+//! * Definite refusals only ([`Refusal::InvalidToken`], [`Refusal::WrongApp`])
+//!   in their own, separately bounded LRU, for [`CacheConfig::negative_ttl`]:
+//!   a flood of bogus tokens can fill that LRU but cannot evict a verified
+//!   account. "Unavailable" and "misconfigured" are never cached.
+//!
+//! # Expiry
+//!
+//! Each entry's lifetime is shortened by a per-token fraction of up to
+//! [`CacheConfig::ttl_jitter`] of the TTL (derived from the token's hash), so
+//! entries cached in the same instant do not all expire in the same instant
+//! and stampede Account Kit.
+//!
+//! # Concurrent misses
+//!
+//! Concurrent misses on one token make one upstream call (single flight):
+//! the first request starts it, the others wait for its result. An error is
+//! shared with that flight's waiters but never stored. A revocation
+//! ([`CachedVerifier::evict_token`], [`CachedVerifier::evict_account`]) that
+//! happens while a flight is under way keeps that flight's result out of the
+//! cache.
+//!
+//! # Locks
+//!
+//! The cache is split in shards by token hash, each behind a
+//! `parking_lot::Mutex` held only for a hash-map operation, never across an
+//! `.await`. Counters live inside the shards, so counting costs no extra
+//! atomic on the hot path.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use futures::future::{self, BoxFuture, FutureExt, Shared};
+use lru::LruCache;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::types::Account;
+use crate::verify::{Refusal, Verifier};
+
+/// Verified accounts kept. Default is 10,000.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// How long a verified account is trusted. Default is 5 minutes: a token
+/// revoked elsewhere than through this process's admin client can pass for
+/// up to that long.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Refusals kept. Default is 10,000.
+pub const DEFAULT_NEGATIVE_CAPACITY: usize = 10_000;
+/// How long a definite refusal is remembered. Default is 60 seconds.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Largest fraction of the TTL taken off an entry's lifetime. Default is 0.2.
+pub const DEFAULT_TTL_JITTER: f64 = 0.2;
+/// Upper bound of the shard count. Default is 16.
+pub const DEFAULT_SHARDS: usize = 16;
+/// The fewest entries per shard: with fewer, per-shard LRU strays too far
+/// from a global LRU.
+const MIN_ENTRIES_PER_SHARD: usize = 64;
+
+/// The cache key: SHA-256 of the token.
+pub type TokenHash = [u8; 32];
+
+/// SHA-256 of a token, the only form in which a token is stored.
+pub fn token_hash(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Cache sizes and lifetimes.
+///
+/// ```
+/// use actix_accountkit::cache::CacheConfig;
+/// use std::time::Duration;
+///
+/// let config = CacheConfig::default()
+///     .capacity(50_000)
+///     .ttl(Duration::from_secs(60))
+///     .negative_ttl(Duration::from_secs(300));
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    capacity: usize,
+    ttl: Duration,
+    negative_capacity: usize,
+    negative_ttl: Duration,
+    ttl_jitter: f64,
+    shards: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_CAPACITY,
+            ttl: DEFAULT_TTL,
+            negative_capacity: DEFAULT_NEGATIVE_CAPACITY,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            ttl_jitter: DEFAULT_TTL_JITTER,
+            shards: DEFAULT_SHARDS,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Verified accounts kept (at least 1). Default is [`DEFAULT_CAPACITY`].
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
+    }
+
+    /// Lifetime of a verified account. Default is [`DEFAULT_TTL`].
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Refusals kept (at least 1). Default is [`DEFAULT_NEGATIVE_CAPACITY`].
+    pub fn negative_capacity(mut self, n: usize) -> Self {
+        self.negative_capacity = n.max(1);
+        self
+    }
+
+    /// Lifetime of a definite refusal; zero disables negative caching.
+    /// Default is [`DEFAULT_NEGATIVE_TTL`].
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Largest fraction (0.0 to 0.9) of a TTL taken off an entry's
+    /// lifetime, so that entries cached together expire apart. Default is
+    /// [`DEFAULT_TTL_JITTER`].
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.ttl_jitter = if fraction.is_finite() {
+            fraction.clamp(0.0, 0.9)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Upper bound of the shard count (rounded down to a power of two, and
+    /// lowered so that each shard holds at least 64 entries). Default is
+    /// [`DEFAULT_SHARDS`].
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n.max(1);
+        self
+    }
+
+    fn shard_count(&self) -> usize {
+        let by_size = (self.capacity / MIN_ENTRIES_PER_SHARD).max(1);
+        let n = self.shards.min(by_size).max(1);
+        // Largest power of two <= n.
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// A snapshot of the cache counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups answered with a cached account.
+    pub hits: u64,
+    /// Lookups answered with a cached refusal.
+    pub negative_hits: u64,
+    /// Lookups not answered from the cache (each either started an upstream
+    /// call or joined one: `misses = upstream_calls + coalesced`).
+    pub misses: u64,
+    /// Misses that waited for a flight already under way.
+    pub coalesced: u64,
+    /// Upstream verifications started.
+    pub upstream_calls: u64,
+    /// Entries pushed out by the capacity bound (positive and negative).
+    pub evictions: u64,
+    /// Entries removed because they had expired.
+    pub expirations: u64,
+    /// Entries removed by a revocation (logout, invalidate-all, delete).
+    pub invalidations: u64,
+    /// Verified accounts held now (expired ones included until touched).
+    pub entries: u64,
+    /// Refusals held now.
+    pub negative_entries: u64,
+}
+
+impl CacheStats {
+    /// Share of lookups answered from the cache (accounts and refusals):
+    /// `(hits + negative_hits) / (hits + negative_hits + misses)`; 0 when
+    /// there were none.
+    pub fn hit_rate(&self) -> f64 {
+        let answered = self.hits + self.negative_hits;
+        let total = answered + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            answered as f64 / total as f64
+        }
+    }
+
+    /// Lookups counted: `hits + negative_hits + misses`.
+    pub fn lookups(&self) -> u64 {
+        self.hits + self.negative_hits + self.misses
+    }
+}
+
+type Outcome = Result<Arc<Account>, Refusal>;
+type Flight = Shared<BoxFuture<'static, Outcome>>;
+
+/// A verifier that caches what another verifier learned. Cheap to clone;
+/// clones share the cache.
+///
+/// ```
+/// use actix_accountkit::cache::{CacheConfig, CachedVerifier};
+/// use actix_accountkit::verify::{Refusal, Verifier};
+/// use actix_accountkit::types::Account;
+/// use futures::future::{BoxFuture, FutureExt};
+/// use std::sync::Arc;
+///
+/// struct Echo;
+/// impl Verifier for Echo {
+///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+///         let account = Arc::new(Account::new(token.len().to_string()));
+///         async move { Ok(account) }.boxed()
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let cache = CachedVerifier::new(Echo, CacheConfig::default());
+/// cache.verify("token").await.unwrap();
+/// cache.verify("token").await.unwrap();
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.upstream_calls), (1, 1, 1));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CachedVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Arc<dyn Verifier>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    shard_mask: u64,
+    ttl: Duration,
+    negative_ttl: Duration,
+    ttl_jitter: f64,
+    /// Bumped by every revocation; a flight that started before a bump does
+    /// not store its result.
+    epoch: AtomicU64,
+    next_flight: AtomicU64,
+}
+
+/// Keeps each shard's lock and counters on their own cache lines.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+struct Shard {
+    positive: LruCache<TokenHash, Positive>,
+    negative: LruCache<TokenHash, Negative>,
+    /// account id → keys of its cached tokens, for revocation by account.
+    by_account: HashMap<Box<str>, Vec<TokenHash>>,
+    flights: HashMap<TokenHash, (u64, Flight)>,
+    counters: Counters,
+}
+
+struct Positive {
+    account: Arc<Account>,
+    expires_at: Instant,
+}
+
+struct Negative {
+    refusal: Refusal,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: u64,
+    negative_hits: u64,
+    misses: u64,
+    coalesced: u64,
+    upstream_calls: u64,
+    evictions: u64,
+    expirations: u64,
+    invalidations: u64,
+}
+
+enum Step {
+    Done(Outcome),
+    Wait(Flight),
+}
+
+impl CachedVerifier {
+    /// Wraps `verifier` with a cache.
+    pub fn new(verifier: impl Verifier, config: CacheConfig) -> Self {
+        Self::from_arc(Arc::new(verifier), config)
+    }
+
+    /// Wraps a shared verifier with a cache.
+    pub fn from_arc(verifier: Arc<dyn Verifier>, config: CacheConfig) -> Self {
+        let shards = config.shard_count();
+        let per_shard = |total: usize| {
+            NonZeroUsize::new(total.div_ceil(shards).max(1)).unwrap_or(NonZeroUsize::MIN)
+        };
+        let shards_vec = (0..shards)
+            .map(|_| {
+                Padded(Mutex::new(Shard {
+                    positive: LruCache::new(per_shard(config.capacity)),
+                    negative: LruCache::new(per_shard(config.negative_capacity)),
+                    by_account: HashMap::new(),
+                    flights: HashMap::new(),
+                    counters: Counters::default(),
+                }))
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                verifier,
+                shards: shards_vec,
+                shard_mask: shards as u64 - 1,
+                ttl: config.ttl,
+                negative_ttl: config.negative_ttl,
+                ttl_jitter: config.ttl_jitter,
+                epoch: AtomicU64::new(0),
+                next_flight: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Forgets one token, e.g. after a logout through another path. The
+    /// next request with it is verified upstream again.
+    pub fn evict_token(&self, token: &str) {
+        self.inner.revoke_key(&token_hash(token), None);
+    }
+
+    /// Forgets a token and remembers it as refused (logged out): the next
+    /// request with it is refused without an upstream call.
+    pub fn revoke_token(&self, token: &str) {
+        self.inner.revoke_key(
+            &token_hash(token),
+            Some(Refusal::InvalidToken { subcode: None }),
+        );
+    }
+
+    /// Forgets every cached token of an account (invalidate-all, delete).
+    pub fn evict_account(&self, account_id: &str) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.0.lock();
+            if let Some(keys) = shard.by_account.remove(account_id) {
+                for key in keys {
+                    if shard.positive.pop(&key).is_some() {
+                        shard.counters.invalidations += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets a token by its hash (e.g. a revocation received from another
+    /// instance, which only ever sees hashes).
+    pub fn evict_hash(&self, hash: &TokenHash) {
+        self.inner.revoke_key(hash, None);
+    }
+
+    /// Empties the cache (counters are kept).
+    pub fn clear(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.0.lock();
+            let removed = shard.positive.len() as u64;
+            shard.positive.clear();
+            shard.negative.clear();
+            shard.by_account.clear();
+            shard.counters.invalidations += removed;
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> CacheStats {
+        let mut s = CacheStats::default();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.0.lock();
+            let c = &shard.counters;
+            s.hits += c.hits;
+            s.negative_hits += c.negative_hits;
+            s.misses += c.misses;
+            s.coalesced += c.coalesced;
+            s.upstream_calls += c.upstream_calls;
+            s.evictions += c.evictions;
+            s.expirations += c.expirations;
+            s.invalidations += c.invalidations;
+            s.entries += shard.positive.len() as u64;
+            s.negative_entries += shard.negative.len() as u64;
+        }
+        s
+    }
+
+    /// The verifier behind the cache.
+    pub fn inner_verifier(&self) -> &Arc<dyn Verifier> {
+        &self.inner.verifier
+    }
+}
+
+impl fmt::Debug for CachedVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedVerifier")
+            .field("shards", &self.inner.shards.len())
+            .field("ttl", &self.inner.ttl)
+            .field("negative_ttl", &self.inner.negative_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn shard(&self, key: &TokenHash) -> &Mutex<Shard> {
+        let bits = u64::from_le_bytes([
+            key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+        ]);
+        // The mask keeps the index below the shard count.
+        &self.shards[(bits & self.shard_mask) as usize].0
+    }
+
+    /// A stored answer, if there is a live one. Counts it.
+    fn stored(shard: &mut Shard, key: &TokenHash, now: Instant) -> Option<Outcome> {
+        if let Some(entry) = shard.positive.get(key) {
+            if entry.expires_at > now {
+                let account = entry.account.clone();
+                shard.counters.hits += 1;
+                return Some(Ok(account));
+            }
+            if let Some(entry) = shard.positive.pop(key) {
+                unindex(&mut shard.by_account, &entry.account.id, key);
+                shard.counters.expirations += 1;
+            }
+        }
+        if let Some(entry) = shard.negative.get(key) {
+            if entry.expires_at > now {
+                let refusal = entry.refusal.clone();
+                shard.counters.negative_hits += 1;
+                return Some(Err(refusal));
+            }
+            shard.negative.pop(key);
+            shard.counters.expirations += 1;
+        }
+        None
+    }
+
+    /// The synchronous path: a stored answer or nothing.
+    fn lookup(&self, key: &TokenHash) -> Option<Outcome> {
+        let now = Instant::now();
+        Self::stored(&mut self.shard(key).lock(), key, now)
+    }
+
+    /// A stored answer, or a flight to wait for (joined or started).
+    fn lookup_or_fly(self: &Arc<Self>, key: TokenHash, token: &str) -> Step {
+        let now = Instant::now();
+        let mut shard = self.shard(&key).lock();
+        if let Some(outcome) = Self::stored(&mut shard, &key, now) {
+            return Step::Done(outcome);
+        }
+        shard.counters.misses += 1;
+        if let Some((_, flight)) = shard.flights.get(&key) {
+            let flight = flight.clone();
+            shard.counters.coalesced += 1;
+            return Step::Wait(flight);
+        }
+        shard.counters.upstream_calls += 1;
+        let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
+        let flight = self.start_flight(key, id, token);
+        shard.flights.insert(key, (id, flight.clone()));
+        Step::Wait(flight)
+    }
+
+    fn start_flight(self: &Arc<Self>, key: TokenHash, id: u64, token: &str) -> Flight {
+        let verifier = self.verifier.clone();
+        // A weak handle: an abandoned flight must not keep the cache alive.
+        let cache: Weak<Self> = Arc::downgrade(self);
+        let token: Box<str> = token.into();
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        async move {
+            let outcome = verifier.verify(&token).await;
+            if let Some(cache) = cache.upgrade() {
+                cache.complete(key, id, epoch, &outcome);
+            }
+            outcome
+        }
+        .boxed()
+        .shared()
+    }
+
+    fn complete(&self, key: TokenHash, id: u64, epoch: u64, outcome: &Outcome) {
+        let now = Instant::now();
+        let mut shard = self.shard(&key).lock();
+        if shard
+            .flights
+            .get(&key)
+            .is_some_and(|(flight, _)| *flight == id)
+        {
+            shard.flights.remove(&key);
+        }
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return; // a revocation happened meanwhile
+        }
+        match outcome {
+            Ok(account) if !self.ttl.is_zero() => {
+                let expires_at = now + self.lifetime(self.ttl, &key);
+                let evicted = shard.positive.push(
+                    key,
+                    Positive {
+                        account: account.clone(),
+                        expires_at,
+                    },
+                );
+                if let Some((old_key, old)) = evicted {
+                    unindex(&mut shard.by_account, &old.account.id, &old_key);
+                    if old_key != key {
+                        shard.counters.evictions += 1;
+                    }
+                }
+                // A token verified now is no longer refused.
+                shard.negative.pop(&key);
+                shard
+                    .by_account
+                    .entry(account.id.as_str().into())
+                    .or_default()
+                    .push(key);
+            }
+            Err(refusal) if refusal.is_definite() && !self.negative_ttl.is_zero() => {
+                let expires_at = now + self.lifetime(self.negative_ttl, &key);
+                let evicted = shard.negative.push(
+                    key,
+                    Negative {
+                        refusal: refusal.clone(),
+                        expires_at,
+                    },
+                );
+                if matches!(evicted, Some((old_key, _)) if old_key != key) {
+                    shard.counters.evictions += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `ttl` shortened by a per-key fraction of up to `ttl_jitter`.
+    fn lifetime(&self, ttl: Duration, key: &TokenHash) -> Duration {
+        let bits = u64::from_le_bytes([
+            key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15],
+        ]);
+        let unit = (bits >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        ttl.mul_f64(1.0 - self.ttl_jitter * unit)
+    }
+
+    fn revoke_key(&self, key: &TokenHash, refusal: Option<Refusal>) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut shard = self.shard(key).lock();
+        shard.flights.remove(key);
+        if let Some(old) = shard.positive.pop(key) {
+            unindex(&mut shard.by_account, &old.account.id, key);
+            shard.counters.invalidations += 1;
+        }
+        match refusal {
+            Some(refusal) if !self.negative_ttl.is_zero() => {
+                let expires_at = Instant::now() + self.negative_ttl;
+                shard.negative.push(
+                    *key,
+                    Negative {
+                        refusal,
+                        expires_at,
+                    },
+                );
+            }
+            _ => {
+                shard.negative.pop(key);
+            }
+        }
+    }
+}
+
+fn unindex(index: &mut HashMap<Box<str>, Vec<TokenHash>>, account_id: &str, key: &TokenHash) {
+    if let Some(keys) = index.get_mut(account_id) {
+        keys.retain(|k| k != key);
+        if keys.is_empty() {
+            index.remove(account_id);
+        }
+    }
+}
+
+impl Verifier for CachedVerifier {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Outcome> {
+        match self.inner.lookup_or_fly(token_hash(token), token) {
+            Step::Done(outcome) => future::ready(outcome).boxed(),
+            Step::Wait(flight) => flight.boxed(),
+        }
+    }
+
+    fn verify_now(&self, token: &str) -> Option<Outcome> {
+        self.inner.lookup(&token_hash(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Accepts tokens starting with "ok", refuses "bad…" with 190, fails
+    /// "down…" as unavailable; counts calls.
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    impl Verifier for Counting {
+        fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Outcome> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::task::yield_now().await;
+                if let Some(id) = token.strip_prefix("ok") {
+                    Ok(Arc::new(Account::new(format!("acct{}", &id[..1]))))
+                } else if token.starts_with("bad") {
+                    Err(Refusal::InvalidToken { subcode: None })
+                } else {
+                    Err(Refusal::Unavailable(Arc::new(crate::Error::Timeout {
+                        after: Duration::from_secs(1),
+                    })))
+                }
+            }
+            .boxed()
+        }
+    }
+
+    fn cache(config: CacheConfig) -> (CachedVerifier, Arc<Counting>) {
+        let counting = Arc::new(Counting::default());
+        (CachedVerifier::from_arc(counting.clone(), config), counting)
+    }
+
+    #[tokio::test]
+    async fn hits_misses_and_negative_hits() {
+        let (c, upstream) = cache(CacheConfig::default());
+        assert!(c.verify("ok1").await.is_ok());
+        assert!(c.verify("ok1").await.is_ok());
+        assert!(c.verify_now("ok1").is_some());
+        assert!(c.verify("bad").await.is_err());
+        assert!(matches!(
+            c.verify_now("bad"),
+            Some(Err(Refusal::InvalidToken { .. }))
+        ));
+        assert!(c.verify("down").await.is_err());
+        assert!(
+            c.verify_now("down").is_none(),
+            "unavailable is never cached"
+        );
+        assert!(c.verify("down").await.is_err());
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 4);
+        let s = c.stats();
+        assert_eq!((s.hits, s.negative_hits, s.misses), (2, 1, 4));
+        assert_eq!((s.entries, s.negative_entries), (1, 1));
+        assert_eq!(s.lookups(), 7);
+    }
+
+    #[tokio::test]
+    async fn single_flight() {
+        let (c, upstream) = cache(CacheConfig::default());
+        let all = futures::future::join_all((0..100).map(|_| c.verify("ok1"))).await;
+        assert!(all.iter().all(Result::is_ok));
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 1);
+        let s = c.stats();
+        assert_eq!((s.misses, s.coalesced, s.upstream_calls), (100, 99, 1));
+        // Errors are shared with the flight's waiters, not stored.
+        let all = futures::future::join_all((0..10).map(|_| c.verify("down"))).await;
+        assert!(all.iter().all(Result::is_err));
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 2);
+        assert!(c.verify_now("down").is_none());
+    }
+
+    #[tokio::test]
+    async fn bogus_flood_does_not_evict_accounts() {
+        let (c, _) = cache(CacheConfig::default().capacity(64).negative_capacity(64));
+        c.verify("ok1").await.unwrap();
+        for i in 0..5_000 {
+            let _ = c.verify(&format!("bad{i}")).await;
+        }
+        assert!(matches!(c.verify_now("ok1"), Some(Ok(_))));
+        let s = c.stats();
+        assert_eq!(s.negative_entries, 64);
+        assert!(s.evictions >= 5_000 - 64);
+    }
+
+    #[tokio::test]
+    async fn revocation_by_token_and_account() {
+        let (c, upstream) = cache(CacheConfig::default());
+        for t in ["ok1a", "ok1b", "ok2a"] {
+            c.verify(t).await.unwrap();
+        }
+        c.evict_account("acct1");
+        assert!(c.verify_now("ok1a").is_none() && c.verify_now("ok1b").is_none());
+        assert!(c.verify_now("ok2a").is_some());
+        c.revoke_token("ok2a");
+        assert!(matches!(c.verify_now("ok2a"), Some(Err(_))));
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(c.stats().invalidations, 3);
+    }
+
+    #[tokio::test]
+    async fn index_follows_lru_eviction() {
+        let (c, _) = cache(CacheConfig::default().capacity(1).shards(1));
+        c.verify("ok1").await.unwrap();
+        c.verify("ok2").await.unwrap(); // evicts ok1
+        let shard = c.inner.shards[0].0.lock();
+        assert_eq!(shard.by_account.len(), 1);
+        assert!(shard.by_account.contains_key("acct2"));
+    }
+
+    #[tokio::test]
+    async fn revocation_during_flight_is_not_overwritten() {
+        let (c, _) = cache(CacheConfig::default());
+        let flight = c.verify("ok1");
+        c.evict_account("acct1"); // before the flight completes
+        flight.await.unwrap();
+        assert!(c.verify_now("ok1").is_none());
+    }
+
+    #[test]
+    fn expiry_is_spread() {
+        let (c, _) = cache(CacheConfig::default().ttl(Duration::from_secs(100)));
+        let lifetimes: Vec<Duration> = (0..1000)
+            .map(|i| {
+                c.inner
+                    .lifetime(Duration::from_secs(100), &token_hash(&format!("t{i}")))
+            })
+            .collect();
+        let min = lifetimes.iter().min().unwrap();
+        let max = lifetimes.iter().max().unwrap();
+        assert!(*min >= Duration::from_secs(80) && *max <= Duration::from_secs(100));
+        assert!(*max - *min > Duration::from_secs(15), "{min:?}..{max:?}");
+    }
+
+    #[test]
+    fn shard_counts() {
+        assert_eq!(CacheConfig::default().shard_count(), 16);
+        assert_eq!(CacheConfig::default().capacity(100).shard_count(), 1);
+        assert_eq!(CacheConfig::default().capacity(1000).shard_count(), 8);
+        assert_eq!(CacheConfig::default().shards(5).shard_count(), 4);
+    }
+}

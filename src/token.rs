@@ -1,0 +1,364 @@
+//! Finding the user access token in a request, and the local syntax check
+//! that refuses what cannot be a token without asking Account Kit.
+//!
+//! The default source is `Authorization: Bearer <token>` (RFC 6750 §2.1),
+//! with the scheme matched case-insensitively (RFC 9110 §11.1). A cookie, a
+//! query parameter or a function of your own can be configured instead; the
+//! sources are tried in order and the first one present wins.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::HttpRequest;
+
+/// The longest token accepted. Recorded tokens were 164–205 characters;
+/// the bound is generous on purpose.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Why a presented token was refused without an upstream call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The token is empty (`Authorization: Bearer` alone, an empty cookie...).
+    #[error("the access token is empty")]
+    Empty,
+    /// Longer than [`MAX_TOKEN_LEN`].
+    #[error("the access token is longer than {MAX_TOKEN_LEN} bytes")]
+    TooLong,
+    /// A character outside the RFC 6750 `b64token` alphabet.
+    #[error("the access token has characters outside the token alphabet")]
+    BadCharacter,
+    /// More than one `Authorization` header, or more than one bearer token.
+    #[error("more than one access token was sent")]
+    Ambiguous,
+}
+
+/// Checks the RFC 6750 `b64token` syntax:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`,
+/// at most [`MAX_TOKEN_LEN`] bytes.
+///
+/// ```
+/// use actix_accountkit::token::{check_token, Malformed};
+/// assert!(check_token("EMAWdeadbeef").is_ok());
+/// assert_eq!(check_token(""), Err(Malformed::Empty));
+/// assert_eq!(check_token("a b"), Err(Malformed::BadCharacter));
+/// ```
+pub fn check_token(token: &str) -> Result<(), Malformed> {
+    let bytes = token.as_bytes();
+    if bytes.is_empty() {
+        return Err(Malformed::Empty);
+    }
+    if bytes.len() > MAX_TOKEN_LEN {
+        return Err(Malformed::TooLong);
+    }
+    let body_len = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    if body_len == 0 {
+        return Err(Malformed::BadCharacter);
+    }
+    let ok = bytes[..body_len].iter().all(|&b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Malformed::BadCharacter)
+    }
+}
+
+/// The token a request carried, kept without copying where possible (a
+/// clone of the header value shares its bytes). `Debug` hides it.
+#[derive(Clone)]
+pub struct RequestToken {
+    value: HeaderValue,
+    start: usize,
+    end: usize,
+}
+
+impl RequestToken {
+    /// A token from an owned string (already syntax-checked by the caller).
+    pub(crate) fn owned(token: &str) -> Option<Self> {
+        HeaderValue::from_str(token).ok().map(|value| Self {
+            value,
+            start: 0,
+            end: token.len(),
+        })
+    }
+
+    /// The token. Do not log it.
+    pub fn expose_secret(&self) -> &str {
+        // Only ever built from a checked ASCII token; an empty string is
+        // unreachable, not a risk.
+        self.value
+            .as_bytes()
+            .get(self.start..self.end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Debug for RequestToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestToken([redacted])")
+    }
+}
+
+/// What looking for a token found.
+#[derive(Debug)]
+pub enum Presented {
+    /// No source had a token: the request is anonymous.
+    Absent,
+    /// A token that passed the syntax check.
+    Token(RequestToken),
+    /// Something was sent that cannot be a token.
+    Malformed(Malformed),
+}
+
+type CustomSource = Arc<dyn Fn(&HttpRequest) -> Option<String> + Send + Sync>;
+
+/// Where to look for the token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>` (the default).
+    BearerHeader,
+    /// A cookie of this name.
+    Cookie(Arc<str>),
+    /// A query-string parameter of this name (tokens in URLs end up in
+    /// access logs: prefer the header).
+    Query(Arc<str>),
+    /// A function of your own; `Some` means "a token was sent".
+    Custom(CustomSource),
+}
+
+impl TokenSource {
+    /// A cookie source.
+    pub fn cookie(name: &str) -> Self {
+        Self::Cookie(name.into())
+    }
+
+    /// A query-parameter source.
+    pub fn query(name: &str) -> Self {
+        Self::Query(name.into())
+    }
+
+    /// A custom source.
+    pub fn custom(f: impl Fn(&HttpRequest) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self::Custom(Arc::new(f))
+    }
+
+    fn find(&self, req: &HttpRequest) -> Option<Presented> {
+        match self {
+            TokenSource::BearerHeader => bearer(req),
+            TokenSource::Cookie(name) => req.cookie(name).map(|c| presented_owned(c.value())),
+            TokenSource::Query(name) => {
+                query_param(req.query_string(), name).map(|v| presented_owned(&v))
+            }
+            TokenSource::Custom(f) => f(req).map(|v| presented_owned(&v)),
+        }
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::BearerHeader => f.write_str("BearerHeader"),
+            TokenSource::Cookie(n) => f.debug_tuple("Cookie").field(n).finish(),
+            TokenSource::Query(n) => f.debug_tuple("Query").field(n).finish(),
+            TokenSource::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// Looks through `sources` in order; the first that finds anything decides.
+pub(crate) fn find_token(req: &HttpRequest, sources: &[TokenSource]) -> Presented {
+    sources
+        .iter()
+        .find_map(|s| s.find(req))
+        .unwrap_or(Presented::Absent)
+}
+
+fn presented_owned(token: &str) -> Presented {
+    match check_token(token) {
+        Ok(()) => RequestToken::owned(token)
+            .map(Presented::Token)
+            .unwrap_or(Presented::Malformed(Malformed::BadCharacter)),
+        Err(e) => Presented::Malformed(e),
+    }
+}
+
+/// `Authorization: Bearer <token>`. Another scheme (e.g. `Basic`) counts as
+/// no bearer token; two `Authorization` headers are ambiguous.
+fn bearer(req: &HttpRequest) -> Option<Presented> {
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return Some(Presented::Malformed(Malformed::Ambiguous));
+    }
+    parse_bearer(value)
+}
+
+/// Parses one `Authorization` value; `None` if it is not the Bearer scheme.
+pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
+    const SCHEME: &[u8] = b"bearer";
+    let bytes = trim_ascii_start(value.as_bytes());
+    if bytes.len() < SCHEME.len() || !bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let rest = &bytes[SCHEME.len()..];
+    if !rest.is_empty() && rest[0] != b' ' && rest[0] != b'\t' {
+        // e.g. "Bearerx": another scheme.
+        return None;
+    }
+    let token = trim_ascii_end(trim_ascii_start(rest));
+    let Ok(token_str) = std::str::from_utf8(token) else {
+        return Some(Presented::Malformed(Malformed::BadCharacter));
+    };
+    if token_str.bytes().any(|b| b == b' ' || b == b'\t') {
+        let several = token_str.split_ascii_whitespace().nth(1).is_some();
+        return Some(Presented::Malformed(if several {
+            Malformed::Ambiguous
+        } else {
+            Malformed::BadCharacter
+        }));
+    }
+    if let Err(e) = check_token(token_str) {
+        return Some(Presented::Malformed(e));
+    }
+    // The token is a sub-slice of the header value: remember where, and
+    // share the value's bytes instead of copying them.
+    let start = token.as_ptr() as usize - value.as_bytes().as_ptr() as usize;
+    Some(Presented::Token(RequestToken {
+        value: value.clone(),
+        start,
+        end: start + token.len(),
+    }))
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| **c == b' ' || **c == b'\t').count();
+    &b[n..]
+}
+
+fn trim_ascii_end(b: &[u8]) -> &[u8] {
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|c| **c == b' ' || **c == b'\t')
+        .count();
+    &b[..b.len() - n]
+}
+
+/// The first value of `name` in a query string, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn header(v: &str) -> Presented {
+        match parse_bearer(&HeaderValue::from_str(v).unwrap()) {
+            Some(p) => p,
+            None => Presented::Absent,
+        }
+    }
+
+    fn token_of(p: Presented) -> String {
+        match p {
+            Presented::Token(t) => t.expose_secret().to_owned(),
+            other => panic!("expected a token, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEaReR   abc",
+            "Bearer abc  ",
+            "  Bearer\tabc",
+        ] {
+            assert_eq!(token_of(header(v)), "abc", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_garbage() {
+        assert!(matches!(header("Basic dXNlcjpwdw=="), Presented::Absent));
+        assert!(matches!(header("Bearerabc"), Presented::Absent));
+        assert!(matches!(
+            header("Bearer"),
+            Presented::Malformed(Malformed::Empty)
+        ));
+        assert!(matches!(
+            header("Bearer   "),
+            Presented::Malformed(Malformed::Empty)
+        ));
+        assert!(matches!(
+            header("Bearer a b"),
+            Presented::Malformed(Malformed::Ambiguous)
+        ));
+        assert!(matches!(
+            header("Bearer a,b"),
+            Presented::Malformed(Malformed::BadCharacter)
+        ));
+        assert!(matches!(
+            header("Bearer ===="),
+            Presented::Malformed(Malformed::BadCharacter)
+        ));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert!(matches!(
+            header(&long),
+            Presented::Malformed(Malformed::TooLong)
+        ));
+        let max = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN));
+        assert_eq!(token_of(header(&max)).len(), MAX_TOKEN_LEN);
+        assert_eq!(token_of(header("Bearer ab+/_-.~cd==")), "ab+/_-.~cd==");
+    }
+
+    #[test]
+    fn sources_in_order() {
+        let req = TestRequest::default()
+            .uri("/?access_token=fromquery")
+            .insert_header(("cookie", "ak=fromcookie"))
+            .to_http_request();
+        let sources = [
+            TokenSource::query("access_token"),
+            TokenSource::cookie("ak"),
+        ];
+        assert_eq!(token_of(find_token(&req, &sources)), "fromquery");
+        let sources = [TokenSource::BearerHeader, TokenSource::cookie("ak")];
+        assert_eq!(token_of(find_token(&req, &sources)), "fromcookie");
+        let custom = [TokenSource::custom(|_| Some("x y".into()))];
+        assert!(matches!(find_token(&req, &custom), Presented::Malformed(_)));
+        assert!(matches!(
+            find_token(&req, &[TokenSource::BearerHeader]),
+            Presented::Absent
+        ));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_ambiguous() {
+        let req = TestRequest::default()
+            .append_header((AUTHORIZATION, "Bearer a"))
+            .append_header((AUTHORIZATION, "Bearer b"))
+            .to_http_request();
+        assert!(matches!(
+            find_token(&req, &[TokenSource::BearerHeader]),
+            Presented::Malformed(Malformed::Ambiguous)
+        ));
+    }
+
+    #[test]
+    fn debug_hides_token() {
+        let t = RequestToken::owned("EMAWsecret").unwrap();
+        assert!(!format!("{t:?}").contains("EMAWsecret"));
+    }
+}

@@ -1,0 +1,322 @@
+//! Verification: the pluggable [`Verifier`] trait, its typed [`Refusal`]s,
+//! and the built-in [`GraphVerifier`] that asks Account Kit.
+//!
+//! # Telling a foreign token from a misconfigured server
+//!
+//! With "Require App Secret" on, `GET /me` with a proof made from our secret
+//! is refused with code 100 in two different situations:
+//!
+//! * the token belongs to another app (its proof would need that app's
+//!   secret): the caller's fault, a 401 for that request alone;
+//! * our own app secret is wrong (rotated in the dashboard, or the Facebook
+//!   secret was configured instead of the Account Kit one): the operator's
+//!   fault, a 503 and an error log for every request.
+//!
+//! [`GraphVerifier`] tells them apart with a credential self-check: an
+//! app-token call (one entry of the accounts listing) that succeeds only if
+//! our app id and secret are right. The verdict is kept for
+//! [`GraphVerifierBuilder::credential_check_ttl`], and concurrent refusals
+//! share one check. [`GraphVerifier::check_credentials`] runs it on demand,
+//! e.g. at start-up.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::client::GraphClient;
+use crate::error::Error;
+use crate::token::{check_token, Malformed};
+use crate::types::Account;
+
+/// How long a credential self-check verdict is trusted. Default is 30 s.
+pub const DEFAULT_CREDENTIAL_CHECK_TTL: Duration = Duration::from_secs(30);
+
+/// Turns a user access token into a verified account, or a typed refusal.
+///
+/// Object-safe, so that the middleware, the cache and the extractors can hold
+/// an `Arc<dyn Verifier>`; implement it to plug in another backend or a
+/// test double.
+///
+/// ```
+/// use actix_accountkit::verify::{Refusal, Verifier};
+/// use actix_accountkit::types::Account;
+/// use futures::future::{BoxFuture, FutureExt};
+/// use std::sync::Arc;
+///
+/// /// Accepts exactly one token.
+/// struct OneToken;
+///
+/// impl Verifier for OneToken {
+///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+///         let result = if token == "let-me-in" {
+///             Ok(Arc::new(Account::new("1000000000000001")))
+///         } else {
+///             Err(Refusal::InvalidToken { subcode: None })
+///         };
+///         async move { result }.boxed()
+///     }
+/// }
+/// ```
+pub trait Verifier: Send + Sync + 'static {
+    /// Verifies one token (already syntax-checked by the middleware; a
+    /// verifier that calls out should check again).
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>>;
+
+    /// A synchronous answer if one is at hand without waiting (a cache hit),
+    /// so the hot path neither boxes a future nor yields. Default: `None`.
+    fn verify_now(&self, token: &str) -> Option<Result<Arc<Account>, Refusal>> {
+        let _ = token;
+        None
+    }
+}
+
+impl<V: Verifier + ?Sized> Verifier for Arc<V> {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+        (**self).verify(token)
+    }
+
+    fn verify_now(&self, token: &str) -> Option<Result<Arc<Account>, Refusal>> {
+        (**self).verify_now(token)
+    }
+}
+
+/// Why a request was not let in. Each kind drives a different HTTP answer.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No token was sent: 401 with a bare `Bearer` challenge.
+    #[error("no access token was sent")]
+    MissingToken,
+    /// Something was sent that cannot be a token; refused locally: 401.
+    #[error("malformed access token: {0}")]
+    Malformed(#[from] Malformed),
+    /// Account Kit refused the token (code 190: invalid, expired, logged
+    /// out): 401. Cached negatively.
+    #[error("the access token is invalid, expired or logged out")]
+    InvalidToken {
+        /// The Graph error subcode, when one was given.
+        subcode: Option<i64>,
+    },
+    /// The token is valid, but for another app (or the app could not be
+    /// checked and the policy refuses that): 401. Cached negatively.
+    #[error("the access token was not issued for this app")]
+    WrongApp,
+    /// Account Kit could not be asked: timeout, transport failure, 5xx,
+    /// rate limiting, unreadable answer: 503 with `Retry-After`. Never cached.
+    #[error("Account Kit is unavailable: {0}")]
+    Unavailable(Arc<Error>),
+    /// Our own configuration is wrong (code 2, or the proof refused while
+    /// our credentials fail the self-check): 503, logged as an error for the
+    /// operator, never blamed on the user. Never cached.
+    #[error("the server's Account Kit configuration is wrong: {0}")]
+    Misconfigured(Arc<Error>),
+}
+
+impl Refusal {
+    /// Whether the refusal is definite, and so may be cached negatively.
+    pub fn is_definite(&self) -> bool {
+        matches!(self, Refusal::InvalidToken { .. } | Refusal::WrongApp)
+    }
+
+    /// Whether the refusal is the caller's (401) rather than the server's
+    /// (503).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Refusal::MissingToken
+                | Refusal::Malformed(_)
+                | Refusal::InvalidToken { .. }
+                | Refusal::WrongApp
+        )
+    }
+}
+
+/// What to do when `/me` has no `application` object (API versions before
+/// v1.2), so that the app check cannot be made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingApplication {
+    /// Refuse the token as [`Refusal::WrongApp`] (the default).
+    #[default]
+    Refuse,
+    /// Accept it. Only for old API versions, where Account Kit did not say;
+    /// with "Require App Secret" on, the proof still binds the token to our
+    /// app.
+    Accept,
+}
+
+/// The built-in verifier: `GET /me` with `appsecret_proof`, then the
+/// `application.id` check.
+///
+/// ```no_run
+/// use actix_accountkit::{client::GraphClient, config::Config, verify::GraphVerifier};
+///
+/// # async fn run() -> Result<(), actix_accountkit::Error> {
+/// let client = GraphClient::new(Config::builder("1234", "app-secret").build()?)?;
+/// let verifier = GraphVerifier::new(client);
+/// verifier.check_credentials().await?; // fail fast on a wrong secret
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct GraphVerifier {
+    inner: Arc<GraphVerifierInner>,
+}
+
+struct GraphVerifierInner {
+    client: GraphClient,
+    missing_application: MissingApplication,
+    check_ttl: Duration,
+    /// The last self-check verdict. An async mutex: concurrent refusals wait
+    /// for one check instead of each making their own.
+    last_check: tokio::sync::Mutex<Option<(Instant, Verdict)>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Good,
+    Bad,
+}
+
+impl fmt::Debug for GraphVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphVerifier")
+            .field("app_id", &self.inner.client.config().app_id())
+            .field("missing_application", &self.inner.missing_application)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of [`GraphVerifier`].
+#[derive(Debug)]
+pub struct GraphVerifierBuilder {
+    client: GraphClient,
+    missing_application: MissingApplication,
+    check_ttl: Duration,
+}
+
+impl GraphVerifierBuilder {
+    /// What to do when `/me` has no `application` object. Default is
+    /// [`MissingApplication::Refuse`].
+    pub fn missing_application(mut self, policy: MissingApplication) -> Self {
+        self.missing_application = policy;
+        self
+    }
+
+    /// How long a credential self-check verdict is reused. Default is
+    /// [`DEFAULT_CREDENTIAL_CHECK_TTL`].
+    pub fn credential_check_ttl(mut self, ttl: Duration) -> Self {
+        self.check_ttl = ttl;
+        self
+    }
+
+    /// Builds the verifier.
+    pub fn build(self) -> GraphVerifier {
+        GraphVerifier {
+            inner: Arc::new(GraphVerifierInner {
+                client: self.client,
+                missing_application: self.missing_application,
+                check_ttl: self.check_ttl,
+                last_check: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl GraphVerifier {
+    /// A verifier with the default policies.
+    pub fn new(client: GraphClient) -> Self {
+        Self::builder(client).build()
+    }
+
+    /// A builder, to change the policies.
+    pub fn builder(client: GraphClient) -> GraphVerifierBuilder {
+        GraphVerifierBuilder {
+            client,
+            missing_application: MissingApplication::default(),
+            check_ttl: DEFAULT_CREDENTIAL_CHECK_TTL,
+        }
+    }
+
+    /// The Graph client.
+    pub fn client(&self) -> &GraphClient {
+        &self.inner.client
+    }
+
+    /// Checks the app id and secret now (an app-token call), and remembers
+    /// the verdict. Call it at start-up to fail fast on a wrong secret.
+    pub async fn check_credentials(&self) -> Result<(), Error> {
+        let result = self.inner.client.check_app_credentials().await;
+        let verdict = match &result {
+            Ok(()) => Some(Verdict::Good),
+            Err(e) if e.is_app_misconfigured() || e.is_invalid_token() => Some(Verdict::Bad),
+            Err(_) => None,
+        };
+        if let Some(verdict) = verdict {
+            *self.inner.last_check.lock().await = Some((Instant::now(), verdict));
+        }
+        result
+    }
+
+    /// The self-check verdict, from memory if fresh. `Err` if the check
+    /// itself could not be made.
+    async fn credentials_verdict(&self) -> Result<Verdict, Error> {
+        let mut last = self.inner.last_check.lock().await;
+        if let Some((at, verdict)) = *last {
+            if at.elapsed() < self.inner.check_ttl {
+                return Ok(verdict);
+            }
+        }
+        // Held across the call on purpose (an async mutex): the other
+        // refusals wait for this one check.
+        let verdict = match self.inner.client.check_app_credentials().await {
+            Ok(()) => Verdict::Good,
+            Err(e) if e.is_app_misconfigured() || e.is_invalid_token() => Verdict::Bad,
+            Err(e) => return Err(e),
+        };
+        *last = Some((Instant::now(), verdict));
+        Ok(verdict)
+    }
+
+    async fn verify_token(&self, token: &str) -> Result<Arc<Account>, Refusal> {
+        check_token(token)?;
+        let client = &self.inner.client;
+        let config = client.config();
+        match client.me(token).await {
+            Ok(account) => match account.application_id() {
+                Some(app) if app == config.app_id() => Ok(Arc::new(account)),
+                Some(_) => Err(Refusal::WrongApp),
+                None => match self.inner.missing_application {
+                    MissingApplication::Accept => Ok(Arc::new(account)),
+                    MissingApplication::Refuse => Err(Refusal::WrongApp),
+                },
+            },
+            Err(e) if e.is_invalid_token() => Err(Refusal::InvalidToken {
+                subcode: e.graph().and_then(|g| g.error_subcode),
+            }),
+            Err(e) if e.is_app_misconfigured() => Err(Refusal::Misconfigured(Arc::new(e))),
+            Err(e) if e.is_invalid_parameter() => {
+                if !config.require_appsecret_proof() {
+                    // Account Kit wants a proof we were configured not to send.
+                    return Err(Refusal::Misconfigured(Arc::new(e)));
+                }
+                match self.credentials_verdict().await {
+                    // Our secret is right, so the proof only fails because
+                    // the token is another app's.
+                    Ok(Verdict::Good) => Err(Refusal::WrongApp),
+                    Ok(Verdict::Bad) => Err(Refusal::Misconfigured(Arc::new(e))),
+                    Err(check) => Err(Refusal::Unavailable(Arc::new(check))),
+                }
+            }
+            Err(e) => Err(Refusal::Unavailable(Arc::new(e))),
+        }
+    }
+}
+
+impl Verifier for GraphVerifier {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+        self.verify_token(token).boxed()
+    }
+}
