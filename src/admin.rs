@@ -1,0 +1,125 @@
+//! The admin client: everything the Graph API offers beyond verification,
+//! for route handlers. Register it with `App::app_data(web::Data::new(…))`.
+//!
+//! Logout, invalidate-all and delete also evict the verification cache, so
+//! a logged-out token is refused on the very next request, with no TTL wait.
+
+use futures::Stream;
+
+use crate::cache::CachedVerifier;
+use crate::client::GraphClient;
+use crate::error::Error;
+use crate::types::{Account, AccountsPage, TokenExchange};
+
+/// Code exchange, logout, logout-everywhere, account deletion and the
+/// accounts listing, keeping the verification cache consistent.
+///
+/// ```no_run
+/// use actix_accountkit::admin::AdminClient;
+/// use actix_accountkit::extract::VerifiedAccount;
+/// use actix_web::{web, HttpResponse};
+///
+/// async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {
+///     match admin.logout(account.token()).await {
+///         Ok(()) => HttpResponse::NoContent().finish(),
+///         Err(e) => HttpResponse::BadGateway().body(e.to_string()),
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    client: GraphClient,
+    cache: Option<CachedVerifier>,
+}
+
+impl AdminClient {
+    /// An admin client that evicts from `cache` (the one the middleware
+    /// uses) on every revocation.
+    pub fn new(client: GraphClient, cache: CachedVerifier) -> Self {
+        Self {
+            client,
+            cache: Some(cache),
+        }
+    }
+
+    /// An admin client with no cache to keep consistent.
+    pub fn without_cache(client: GraphClient) -> Self {
+        Self {
+            client,
+            cache: None,
+        }
+    }
+
+    /// The Graph client.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    /// The cache kept consistent, if any.
+    pub fn cache(&self) -> Option<&CachedVerifier> {
+        self.cache.as_ref()
+    }
+
+    /// Exchanges an authorization code (from the authorization code flow)
+    /// for a user access token. Codes are single-use.
+    pub async fn exchange_code(&self, code: &str) -> Result<TokenExchange, Error> {
+        self.client.exchange_code(code).await
+    }
+
+    /// Logs one token out at Account Kit; the cache then remembers it as
+    /// refused. If the call fails, the token is still dropped from the cache
+    /// so that the next request asks Account Kit again.
+    pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
+        let result = self.client.logout(access_token).await;
+        if let Some(cache) = &self.cache {
+            match &result {
+                Ok(()) => cache.revoke_token(access_token),
+                Err(e) if e.is_invalid_token() => cache.revoke_token(access_token),
+                Err(_) => cache.evict_token(access_token),
+            }
+        }
+        result
+    }
+
+    /// Logs every session of an account out, and forgets its cached tokens.
+    pub async fn invalidate_all_tokens(&self, account_id: &str) -> Result<(), Error> {
+        let result = self.client.invalidate_all_tokens(account_id).await;
+        self.evict_account(account_id, &result);
+        result
+    }
+
+    /// Deletes an account, and forgets its cached tokens.
+    pub async fn delete_account(&self, account_id: &str) -> Result<(), Error> {
+        let result = self.client.delete_account(account_id).await;
+        self.evict_account(account_id, &result);
+        result
+    }
+
+    /// One page of the app's accounts; see [`GraphClient::accounts_page`].
+    pub async fn accounts_page(
+        &self,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AccountsPage, Error> {
+        self.client.accounts_page(limit, after).await
+    }
+
+    /// Every account of the app; see [`GraphClient::accounts`].
+    pub fn accounts(
+        &self,
+        limit: u32,
+    ) -> impl Stream<Item = Result<Account, Error>> + Send + 'static {
+        self.client.accounts(limit)
+    }
+
+    fn evict_account(&self, account_id: &str, result: &Result<(), Error>) {
+        // Evict on failure too: a request that fails half-way may still
+        // have revoked at Account Kit, and an eviction only costs one call.
+        if matches!(result, Err(Error::InvalidAccountId)) {
+            return;
+        }
+        if let Some(cache) = &self.cache {
+            cache.evict_account(account_id);
+        }
+    }
+}

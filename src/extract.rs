@@ -1,0 +1,205 @@
+//! Extractors: [`VerifiedAccount`] (a verified caller, or the request is
+//! refused) and [`MaybeAccount`] (anonymous callers allowed, refused tokens
+//! and outages are not).
+//!
+//! Both first read what [`AccountKitAuth`] left in the request extensions,
+//! so nothing is verified twice. Without the middleware they verify the
+//! request themselves with the [`AccountKitAuth`] registered as app data
+//! (`App::app_data(auth.clone())` or `web::Data::new(auth)`), so a single
+//! handler can be protected by its signature alone.
+//!
+//! # Why not `Option<VerifiedAccount>`
+//!
+//! actix-web's blanket `Option<T>` extractor turns *every* error into
+//! `None`: a refused token would become an anonymous caller, and so would
+//! every request while Account Kit is down. [`MaybeAccount`] is `None` only
+//! when no token was sent.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures::future::{self, Either, LocalBoxFuture, Ready};
+
+use crate::middleware::AccountKitAuth;
+use crate::token::{Presented, RequestToken};
+use crate::types::{Account, Phone};
+use crate::verify::Refusal;
+
+/// A caller whose Account Kit token was verified.
+///
+/// ```
+/// use actix_accountkit::extract::VerifiedAccount;
+/// use actix_web::HttpResponse;
+///
+/// async fn me(account: VerifiedAccount) -> HttpResponse {
+///     HttpResponse::Ok().json(account.account())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct VerifiedAccount {
+    account: Arc<Account>,
+    token: RequestToken,
+}
+
+impl VerifiedAccount {
+    pub(crate) fn new(account: Arc<Account>, token: RequestToken) -> Self {
+        Self { account, token }
+    }
+
+    /// The account id.
+    pub fn id(&self) -> &str {
+        &self.account.id
+    }
+
+    /// The phone the user logged in with, if any.
+    pub fn phone(&self) -> Option<&Phone> {
+        self.account.phone.as_ref()
+    }
+
+    /// The email address the user logged in with, if any.
+    pub fn email(&self) -> Option<&str> {
+        self.account.email.as_ref().map(|e| e.address.as_str())
+    }
+
+    /// The app the token was issued for.
+    pub fn application_id(&self) -> Option<&str> {
+        self.account.application_id()
+    }
+
+    /// The whole account.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The shared account.
+    pub fn account_arc(&self) -> &Arc<Account> {
+        &self.account
+    }
+
+    /// The token this request carried, e.g. to log it out through the
+    /// [`AdminClient`](crate::admin::AdminClient). Do not log it.
+    pub fn token(&self) -> &str {
+        self.token.expose_secret()
+    }
+}
+
+impl fmt::Debug for VerifiedAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedAccount")
+            .field("account", &self.account)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// `Some` verified caller, or `None` when the request carried no token at
+/// all. A refused token is still a 401 and an outage still a 503.
+///
+/// ```
+/// use actix_accountkit::extract::MaybeAccount;
+///
+/// async fn greet(MaybeAccount(account): MaybeAccount) -> String {
+///     match account {
+///         Some(account) => format!("hello {}", account.id()),
+///         None => "hello stranger".to_owned(),
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MaybeAccount(pub Option<VerifiedAccount>);
+
+type ExtractFuture<T> = Either<
+    Ready<Result<T, actix_web::Error>>,
+    LocalBoxFuture<'static, Result<T, actix_web::Error>>,
+>;
+
+impl FromRequest for VerifiedAccount {
+    type Error = actix_web::Error;
+    type Future = ExtractFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, false, |found| match found {
+            Some(account) => Ok(account),
+            // `extract` answers "no token" itself when anonymous is not allowed.
+            None => Err(missing_app_data()),
+        })
+    }
+}
+
+impl FromRequest for MaybeAccount {
+    type Error = actix_web::Error;
+    type Future = ExtractFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, true, |found| Ok(MaybeAccount(found)))
+    }
+}
+
+/// The shared logic: extensions first, then the registered `AccountKitAuth`.
+fn extract<T: 'static>(
+    req: &HttpRequest,
+    anonymous_ok: bool,
+    wrap: fn(Option<VerifiedAccount>) -> Result<T, actix_web::Error>,
+) -> ExtractFuture<T> {
+    if let Some(found) = req.extensions().get::<VerifiedAccount>() {
+        return Either::Left(future::ready(wrap(Some(found.clone()))));
+    }
+    let Some(auth) = registered_auth(req) else {
+        return Either::Left(future::err(missing_app_data()));
+    };
+    let token = match auth.presented(req) {
+        Presented::Token(token) => token,
+        Presented::Absent if anonymous_ok => return Either::Left(future::ready(wrap(None))),
+        Presented::Absent => {
+            return Either::Left(future::err(refused(&auth, req, Refusal::MissingToken)))
+        }
+        Presented::Malformed(m) => {
+            return Either::Left(future::err(refused(&auth, req, Refusal::Malformed(m))))
+        }
+    };
+    let done = move |auth: &AccountKitAuth, req: &HttpRequest, outcome, token| match outcome {
+        Ok(account) => {
+            let verified = VerifiedAccount::new(account, token);
+            req.extensions_mut().insert(verified.clone());
+            wrap(Some(verified))
+        }
+        Err(refusal) => Err(refused(auth, req, refusal)),
+    };
+    if let Some(outcome) = auth.verify_now(&token) {
+        return Either::Left(future::ready(done(&auth, req, outcome, token)));
+    }
+    let req = req.clone();
+    Either::Right(Box::pin(async move {
+        let outcome = auth.verify(&token).await;
+        done(&auth, &req, outcome, token)
+    }))
+}
+
+fn registered_auth(req: &HttpRequest) -> Option<AccountKitAuth> {
+    req.app_data::<AccountKitAuth>().cloned().or_else(|| {
+        req.app_data::<web::Data<AccountKitAuth>>()
+            .map(|d| d.get_ref().clone())
+    })
+}
+
+fn refused(auth: &AccountKitAuth, req: &HttpRequest, refusal: Refusal) -> actix_web::Error {
+    let response = auth.error_response(req, &refusal);
+    InternalError::from_response(refusal, response).into()
+}
+
+fn missing_app_data() -> actix_web::Error {
+    const MESSAGE: &str = "VerifiedAccount needs an AccountKitAuth: wrap the route with it, or \
+                           register it with App::app_data(auth.clone())";
+    tracing::error!("{MESSAGE}");
+    InternalError::from_response(
+        MESSAGE,
+        HttpResponse::InternalServerError().json(serde_json::json!({
+            "error": "server_error",
+            "error_description": MESSAGE,
+        })),
+    )
+    .into()
+}
