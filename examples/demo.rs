@@ -1,1 +1,177 @@
-fn main() {}
+//! The demo: a small API protected by Account Kit, on the embedded emulator.
+//!
+//! ```text
+//! cargo run --example demo --features emulator [-- --addr 127.0.0.1:8080]
+//! ```
+//!
+//! With `ACCOUNTKIT_BASE_URL`, `ACCOUNTKIT_APP_ID` and `ACCOUNTKIT_APP_SECRET`
+//! set, it talks to that service instead of starting the emulator.
+//!
+//! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
+//! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters).
+
+use std::net::SocketAddr;
+
+use actix_accountkit::admin::AdminClient;
+use actix_accountkit::cache::CachedVerifier;
+use actix_accountkit::config::Config;
+use actix_accountkit::extract::VerifiedAccount;
+use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
+use actix_accountkit::AccountKit;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::json;
+
+const DEMO_APP_ID: &str = "390265671523337";
+const DEMO_APP_SECRET: &str = "demo-account-kit-app-secret";
+
+#[derive(Parser, Debug)]
+#[command(about = "An actix-web API protected by Account Kit tokens")]
+struct Args {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// actix-web worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    code: String,
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "hello": "world", "protected": ["/me", "/logout"] }))
+}
+
+async fn login(admin: web::Data<AdminClient>, body: web::Json<Login>) -> HttpResponse {
+    match admin.exchange_code(&body.code).await {
+        Ok(exchange) => HttpResponse::Ok().json(json!({
+            "account_id": exchange.id,
+            "access_token": exchange.access_token.expose_secret(),
+        })),
+        Err(e) if e.is_invalid_code() => HttpResponse::BadRequest().json(json!({
+            "error": "invalid_grant",
+            "error_description": e.to_string(),
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "code exchange failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "error": "temporarily_unavailable" }))
+        }
+    }
+}
+
+async fn me(account: VerifiedAccount) -> HttpResponse {
+    HttpResponse::Ok().json(account.account())
+}
+
+async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {
+    match admin.logout(account.token()).await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "logged_out": account.id() })),
+        Err(e) => {
+            tracing::warn!(error = %e, "logout failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "error": "temporarily_unavailable" }))
+        }
+    }
+}
+
+async fn stats(cache: web::Data<CachedVerifier>) -> HttpResponse {
+    let s = cache.stats();
+    let mut body = serde_json::to_value(s).unwrap_or_default();
+    body["hit_rate"] = json!(s.hit_rate());
+    HttpResponse::Ok().json(body)
+}
+
+/// The embedded emulator, or nothing if the environment names a service.
+fn upstream() -> std::io::Result<(Config, Option<EmulatorHandle>)> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
+    if let (Some(base), Some(id), Some(secret)) = (
+        env("ACCOUNTKIT_BASE_URL"),
+        env("ACCOUNTKIT_APP_ID"),
+        env("ACCOUNTKIT_APP_SECRET"),
+    ) {
+        let config = Config::builder(id, secret).base_url(base).build().map_err(invalid)?;
+        return Ok((config, None));
+    }
+    let emulator = Emulator::builder()
+        .app(EmulatorApp::new(DEMO_APP_ID, DEMO_APP_SECRET).require_appsecret_proof(true))
+        .start()?;
+    let config = Config::builder(DEMO_APP_ID, DEMO_APP_SECRET)
+        .base_url(emulator.base_url())
+        .build()
+        .map_err(invalid)?;
+    Ok((config, Some(emulator)))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,actix_accountkit=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let (config, emulator) = upstream()?;
+    let upstream_url = config.base_url().to_string();
+    let kit = AccountKit::new(config).map_err(|e| std::io::Error::other(e.to_string()))?;
+
+    let admin = web::Data::new(kit.admin().clone());
+    let cache = web::Data::new(kit.cache().clone());
+    let auth = kit.auth().clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(admin.clone())
+            .app_data(cache.clone())
+            .route("/", web::get().to(index))
+            .route("/login", web::post().to(login))
+            .route("/stats", web::get().to(stats))
+            .service(
+                web::scope("")
+                    .wrap(auth.clone())
+                    .route("/me", web::get().to(me))
+                    .route("/logout", web::post().to(logout)),
+            )
+    })
+    .bind(args.addr)?;
+    if let Some(workers) = args.workers {
+        server = server.workers(workers);
+    }
+    let bound = server.addrs().first().copied().unwrap_or(args.addr);
+    print_walkthrough(bound, &upstream_url, emulator.as_ref());
+    server.run().await
+}
+
+fn print_walkthrough(addr: SocketAddr, upstream: &str, emulator: Option<&EmulatorHandle>) {
+    let app = format!("http://{addr}");
+    match emulator {
+        Some(e) => {
+            let emu = e.base_url();
+            println!("Account Kit emulator: {emu}");
+            println!("Demo API:             {app}");
+            println!();
+            println!("Try it:");
+            println!("  # 1. log in on a 'device' (what the SDK does): get an authorization code");
+            println!(
+                "  CODE=$(curl -s -X POST {emu}/_emulator/login -H 'content-type: application/json' \\\n       -d '{{\"phone\":\"+15551234567\"}}' | sed 's/.*\"code\":\"\\([^\"]*\\)\".*/\\1/')"
+            );
+            println!("  # 2. exchange it on the server");
+            println!(
+                "  TOKEN=$(curl -s -X POST {app}/login -H 'content-type: application/json' \\\n       -d \"{{\\\"code\\\":\\\"$CODE\\\"}}\" | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')"
+            );
+            println!("  # 3. call a protected route (repeat it: the second call is a cache hit)");
+            println!("  curl -s {app}/me -H \"Authorization: Bearer $TOKEN\"");
+            println!("  curl -s {app}/stats");
+            println!("  # 4. log out: the same token is refused at once");
+            println!("  curl -s -X POST {app}/logout -H \"Authorization: Bearer $TOKEN\"");
+            println!("  curl -si {app}/me -H \"Authorization: Bearer $TOKEN\"");
+        }
+        None => {
+            println!("Account Kit service: {upstream}");
+            println!("Demo API:            {app}");
+        }
+    }
+}

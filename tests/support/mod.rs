@@ -1,0 +1,152 @@
+//! Shared fixtures: the emulator, raw HTTP calls to its control endpoints,
+//! and an app under test served over real HTTP on 127.0.0.1, port 0.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_accountkit::config::{Config, RetryPolicy};
+use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
+use actix_accountkit::AccountKit;
+use serde_json::{json, Value};
+
+pub const APP_ID: &str = "390265671523337";
+pub const APP_SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
+pub const OTHER_APP_ID: &str = "111122223333444";
+pub const OTHER_APP_SECRET: &str = "other-app-secret-0123456789abcdef";
+pub const CLIENT_TOKEN: &str = "client-token-abcdef0123456789";
+
+/// One app requiring appsecret_proof, and a second app.
+pub fn emulator() -> EmulatorHandle {
+    emulator_with(true)
+}
+
+pub fn emulator_with(require_proof: bool) -> EmulatorHandle {
+    Emulator::builder()
+        .app(
+            EmulatorApp::new(APP_ID, APP_SECRET)
+                .client_token(CLIENT_TOKEN)
+                .require_appsecret_proof(require_proof),
+        )
+        .app(EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET).require_appsecret_proof(require_proof))
+        .start()
+        .expect("emulator starts")
+}
+
+pub fn config(emu: &EmulatorHandle) -> actix_accountkit::config::ConfigBuilder {
+    Config::builder(APP_ID, APP_SECRET)
+        .client_token(CLIENT_TOKEN)
+        .base_url(emu.base_url())
+        .timeout(Duration::from_millis(800))
+        .retry_policy(RetryPolicy {
+            max_retries: 1,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(20),
+        })
+}
+
+pub fn kit(emu: &EmulatorHandle) -> AccountKit {
+    AccountKit::new(config(emu).build().expect("config")).expect("kit")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("reqwest")
+}
+
+/// What a device login yields: (code, access_token, account_id).
+pub struct Login {
+    pub code: String,
+    pub token: String,
+    pub account_id: String,
+}
+
+pub async fn login_in(emu: &EmulatorHandle, body: Value) -> Login {
+    let v: Value = http()
+        .post(format!("{}/_emulator/login", emu.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("login call")
+        .error_for_status()
+        .expect("login ok")
+        .json()
+        .await
+        .expect("login json");
+    Login {
+        code: v["code"].as_str().expect("code").to_owned(),
+        token: v["access_token"].as_str().expect("token").to_owned(),
+        account_id: v["account_id"].as_str().expect("account id").to_owned(),
+    }
+}
+
+pub async fn login(emu: &EmulatorHandle, phone: &str) -> Login {
+    login_in(emu, json!({ "phone": phone })).await
+}
+
+pub async fn login_other_app(emu: &EmulatorHandle, phone: &str) -> Login {
+    login_in(emu, json!({ "phone": phone, "app_id": OTHER_APP_ID })).await
+}
+
+/// Real-API calls the emulator received, by kind.
+pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
+    let v: Value = http()
+        .get(format!("{}/_emulator/stats", emu.base_url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json");
+    v[kind].as_u64().unwrap_or_else(|| panic!("no counter {kind} in {v}"))
+}
+
+pub async fn fault(emu: &EmulatorHandle, spec: Value) {
+    let status = http()
+        .post(format!("{}/_emulator/faults", emu.base_url()))
+        .json(&spec)
+        .send()
+        .await
+        .expect("faults")
+        .status();
+    assert!(status.is_success(), "fault injection refused: {status}");
+}
+
+/// Serves `app` over real HTTP on 127.0.0.1:0 (one worker) and returns its
+/// base URL; the socket is bound before this returns.
+#[macro_export]
+macro_rules! serve {
+    ($factory:expr) => {{
+        let server = actix_web::HttpServer::new($factory)
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .expect("bind");
+        let addr: std::net::SocketAddr = server.addrs()[0];
+        let running = server.run();
+        let handle = running.handle();
+        actix_web::rt::spawn(running);
+        $crate::support::Served { addr, handle }
+    }};
+}
+
+pub struct Served {
+    pub addr: SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+pub async fn get_with(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = http().get(url);
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    req.send().await.expect("request")
+}
