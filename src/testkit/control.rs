@@ -227,16 +227,17 @@ fn login(shared: &Shared, body: &[u8]) -> HttpResponse {
 }
 
 fn set_faults(shared: &Shared, body: &[u8]) -> HttpResponse {
-    let spec: FaultSpec =
-        match serde_json::from_slice(body) {
-            Ok(s) => s,
-            Err(e) => return control_error(
+    let spec: FaultSpec = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        Err(e) => {
+            return control_error(
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "expected JSON {{\"latency_ms\",\"status\",\"body\",\"times\",\"after\"}}: {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if let Some(s) = spec.status {
         if !(100..=599).contains(&s) {
             return control_error(StatusCode::BAD_REQUEST, "status must be 100–599");
