@@ -97,7 +97,8 @@
 //! * a malformed version or unknown path: 400, code 2500, "Unknown path
 //!   components: /…".
 //!
-//! Listing cursors are opaque (URL-safe base64); `next` / `previous` are
+//! Listing cursors are opaque (URL-safe base64; `after` wins over `before`
+//! when both are sent); `next` / `previous` are
 //! absolute URLs on [`EmulatorHandle::base_url`] carrying `access_token`,
 //! `limit` and `after` / `before`. `previous` is absent on the first page and
 //! `next` on the last; an empty page is `{"data":[]}`. Each page costs
@@ -122,8 +123,16 @@
 //!   without `body` gets a fitting Graph error: 429 → code 4 "(#4)
 //!   Application request limit reached", 5xx → code 2 "Service temporarily
 //!   unavailable", others → code 1 "An unknown error has occurred."). The body
-//!   is sent verbatim (it need not be JSON). `{}` (or `DELETE`) clears; the
-//!   reply is the remaining fault (`GET` shows it).
+//!   is sent verbatim (it need not be JSON) with the usual headers, including
+//!   `Content-Type: application/json; charset=UTF-8`. Faults apply to every
+//!   non-control request, unknown paths included; a call that gets a faulted
+//!   status has no effect (a code is not consumed). `{}` (or `DELETE`)
+//!   clears; the reply is the remaining fault (`GET` shows it).
+//!
+//! Calls are counted by path shape (`/{any}/me` counts as `me` even with a
+//! malformed version), before faults and validation. Dead tokens and used
+//! codes are remembered until the handle is dropped (to answer 190 with a
+//! subcode and "has been used"), so memory grows with every login.
 //!
 //! Requests are logged at `debug` level with method and path only: tokens,
 //! secrets and proofs travel in query strings and bodies, which are never
