@@ -1,0 +1,345 @@
+//! The `/_emulator/*` control endpoints (not part of the Account Kit API and
+//! not counted in the stats): test logins, call counters, fault injection.
+
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Payload;
+use actix_web::{HttpRequest, HttpResponse};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::phone;
+use super::reply::{self, GraphError};
+use super::state::{Login, Shared};
+
+/// A fault as posted to `/_emulator/faults` (and as reported back, with
+/// `times` / `after` showing what remains).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FaultSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    times: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<u64>,
+}
+
+impl FaultSpec {
+    fn is_empty(&self) -> bool {
+        self.latency_ms.is_none() && self.status.is_none() && self.body.is_none()
+    }
+}
+
+/// What to do to one real-API call.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub(crate) latency: Option<Duration>,
+    /// `Some` when the call must not be processed but answered with this.
+    pub(crate) reply: Option<(StatusCode, Option<String>)>,
+}
+
+impl Applied {
+    /// The canned reply of a faulted call.
+    pub(crate) fn response(status: StatusCode, body: Option<&str>) -> HttpResponse {
+        match body {
+            Some(b) => reply::raw(status, b.to_owned()),
+            None if status.as_u16() >= 400 => default_fault_error(status).response(),
+            None => reply::raw(status, String::new()),
+        }
+    }
+}
+
+/// A Graph error body that fits an injected status.
+fn default_fault_error(status: StatusCode) -> GraphError {
+    match status.as_u16() {
+        429 => GraphError::rate_limited(status),
+        500..=599 => GraphError::service_unavailable(status),
+        _ => GraphError::unknown(status),
+    }
+}
+
+/// The active fault, if any.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    active: Option<FaultSpec>,
+}
+
+impl Faults {
+    /// Consumes one real-API call from the fault budget.
+    pub(crate) fn next_call(&mut self) -> Option<Applied> {
+        let spec = self.active.as_mut()?;
+        if let Some(after) = spec.after.as_mut() {
+            if *after > 0 {
+                *after -= 1;
+                return None;
+            }
+        }
+        match spec.times.as_mut() {
+            Some(0) => {
+                self.active = None;
+                return None;
+            }
+            Some(t) => *t -= 1,
+            None => {}
+        }
+        let applied = Applied {
+            latency: spec.latency_ms.map(Duration::from_millis),
+            reply: spec
+                .status
+                .or(spec.body.as_ref().map(|_| 200))
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .map(|s| (s, spec.body.clone())),
+        };
+        if spec.times == Some(0) {
+            self.active = None;
+        }
+        Some(applied)
+    }
+
+    fn to_json(&self) -> String {
+        let spec = self.active.clone().unwrap_or_default();
+        serde_json::to_string(&spec).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginReply {
+    code: String,
+    access_token: String,
+    account_id: String,
+}
+
+fn control_error(status: StatusCode, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": message }).to_string();
+    reply::raw(status, body)
+}
+
+/// Loose syntactic check: `local@domain.tld`, printable, no spaces, ≤ 254 bytes.
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && email.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii())
+}
+
+async fn read_json_body(payload: Payload) -> Result<Vec<u8>, HttpResponse> {
+    let mut payload = payload;
+    let mut buf = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            control_error(StatusCode::BAD_REQUEST, "could not read the request body")
+        })?;
+        if buf.len() + chunk.len() > super::params::MAX_BODY {
+            return Err(control_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+fn login(shared: &Shared, body: &[u8]) -> HttpResponse {
+    let req: LoginRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected JSON {{\"phone\":\"+…\"}} or {{\"email\":\"…\"}} with optional \"app_id\": {e}"),
+            )
+        }
+    };
+    let login = match (req.phone, req.email) {
+        (Some(p), None) => match phone::parse(&p) {
+            Ok(p) => Login::Phone(p),
+            Err(e) => return control_error(StatusCode::BAD_REQUEST, &e),
+        },
+        (None, Some(e)) => {
+            if !valid_email(&e) {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "email must look like name@example.com",
+                );
+            }
+            Login::Email(e)
+        }
+        _ => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of \"phone\" or \"email\"",
+            )
+        }
+    };
+    let mut state = shared.state.lock();
+    let app = match req.app_id.as_deref() {
+        None => 0,
+        Some(id) => match state.app_index(id) {
+            Some(i) => i,
+            None => {
+                drop(state);
+                return control_error(StatusCode::BAD_REQUEST, "unknown app_id");
+            }
+        },
+    };
+    let minted = state.login(app, login).and_then(|account_id| {
+        let code = state.mint_code(&account_id)?;
+        let access_token = state.mint_token(&account_id)?;
+        Some(LoginReply {
+            code,
+            access_token,
+            account_id,
+        })
+    });
+    drop(state);
+    match minted.and_then(|r| serde_json::to_string(&r).ok()) {
+        Some(body) => reply::ok(body),
+        None => control_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not create the login",
+        ),
+    }
+}
+
+fn set_faults(shared: &Shared, body: &[u8]) -> HttpResponse {
+    let spec: FaultSpec = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        Err(e) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "expected JSON {{\"latency_ms\",\"status\",\"body\",\"times\",\"after\"}}: {e}"
+                ),
+            )
+        }
+    };
+    if let Some(s) = spec.status {
+        if !(100..=599).contains(&s) {
+            return control_error(StatusCode::BAD_REQUEST, "status must be 100–599");
+        }
+    }
+    let mut faults = shared.faults.lock();
+    faults.active = if spec.is_empty() { None } else { Some(spec) };
+    let json = faults.to_json();
+    drop(faults);
+    reply::ok(json)
+}
+
+/// Answers a `/_emulator/*` request; `path` is the part after `/_emulator/`.
+pub(crate) async fn handle(
+    shared: &Shared,
+    req: &HttpRequest,
+    payload: Payload,
+    path: &str,
+) -> HttpResponse {
+    let method = req.method().clone();
+    match (path.trim_end_matches('/'), method) {
+        ("login", Method::POST) => match read_json_body(payload).await {
+            Ok(body) => login(shared, &body),
+            Err(res) => res,
+        },
+        ("stats", Method::GET) => reply::ok(shared.stats.to_json()),
+        ("stats", Method::DELETE) => {
+            shared.stats.reset();
+            reply::ok(shared.stats.to_json())
+        }
+        ("faults", Method::POST) => match read_json_body(payload).await {
+            Ok(body) => set_faults(shared, &body),
+            Err(res) => res,
+        },
+        ("faults", Method::GET) => {
+            let json = shared.faults.lock().to_json();
+            reply::ok(json)
+        }
+        ("faults", Method::DELETE) => {
+            shared.faults.lock().active = None;
+            reply::ok("{}".to_owned())
+        }
+        ("login" | "stats" | "faults", _) => {
+            control_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => control_error(
+            StatusCode::NOT_FOUND,
+            "unknown control endpoint (login, stats, faults)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faults(spec: FaultSpec) -> Faults {
+        Faults { active: Some(spec) }
+    }
+
+    #[test]
+    fn after_then_times() {
+        let mut f = faults(FaultSpec {
+            status: Some(503),
+            times: Some(2),
+            after: Some(1),
+            ..FaultSpec::default()
+        });
+        assert!(f.next_call().is_none());
+        assert!(f.next_call().is_some());
+        assert!(f.next_call().is_some());
+        assert!(f.next_call().is_none());
+        assert!(f.active.is_none());
+    }
+
+    #[test]
+    fn unlimited_until_cleared() {
+        let mut f = faults(FaultSpec {
+            latency_ms: Some(5),
+            ..FaultSpec::default()
+        });
+        for _ in 0..100 {
+            let a = f.next_call().unwrap();
+            assert_eq!(a.latency, Some(Duration::from_millis(5)));
+            assert!(a.reply.is_none());
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@example.com"));
+        for bad in [
+            "",
+            "a",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@b..com",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

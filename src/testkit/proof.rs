@@ -1,0 +1,60 @@
+//! The emulator's own `appsecret_proof` check.
+//!
+//! Deliberately independent of the crate's client code: HMAC-SHA256 keyed
+//! with the app secret over the user access token, as lowercase hex (the PHP
+//! `hash_hmac('sha256', $access_token, $app_secret)` of the API document).
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// Whether `proof` is the appsecret_proof of `token` under `secret`.
+///
+/// Hex is accepted in either case; the comparison of the MAC is constant-time.
+pub(crate) fn matches(secret: &str, token: &str, proof: &str) -> bool {
+    let Ok(given) = hex::decode(proof) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(token.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    const SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
+
+    #[test]
+    fn published_vectors() {
+        assert!(matches(
+            SECRET,
+            "invalid access token",
+            "dcca0fde4790f53de526ea8d25c7f8ddbb2616f0d9cb03abc05ba4f144b2d665"
+        ));
+        assert!(matches(
+            SECRET,
+            "12345",
+            "f33504f20f01865663144455838c35853730928cce84c16952da6a4e8ae3cde3"
+        ));
+        assert!(matches(
+            SECRET,
+            "12345",
+            "F33504F20F01865663144455838C35853730928CCE84C16952DA6A4E8AE3CDE3"
+        ));
+    }
+
+    #[test]
+    fn rejects_wrong_or_malformed() {
+        assert!(!matches(
+            SECRET,
+            "12345",
+            "dcca0fde4790f53de526ea8d25c7f8ddbb2616f0d9cb03abc05ba4f144b2d665"
+        ));
+        assert!(!matches(SECRET, "12345", "zz"));
+        assert!(!matches(SECRET, "12345", ""));
+        assert!(!matches(SECRET, "12345", "f33504f2"));
+    }
+}
