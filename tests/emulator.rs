@@ -1128,6 +1128,20 @@ async fn faults_status_body_times_after_and_clear() {
         t.elapsed()
     );
 
+    // A faulted call has no effect: the code is not consumed.
+    set_fault(&emu, serde_json::json!({"status": 500, "times": 1})).await;
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", login.code.as_str()),
+        ("access_token", &app_token(APP, SECRET)),
+    ];
+    emu.get("/v1.3/access_token", &exchange)
+        .await
+        .assert_code(500, 2, None);
+    emu.get("/v1.3/access_token", &exchange)
+        .await
+        .assert_eq_status(200);
+
     // Bad fault specs.
     for bad in [
         serde_json::json!({"status": 99}),
