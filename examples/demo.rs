@@ -93,7 +93,10 @@ fn upstream() -> std::io::Result<(Config, Option<EmulatorHandle>)> {
         env("ACCOUNTKIT_APP_ID"),
         env("ACCOUNTKIT_APP_SECRET"),
     ) {
-        let config = Config::builder(id, secret).base_url(base).build().map_err(invalid)?;
+        let config = Config::builder(id, secret)
+            .base_url(base)
+            .build()
+            .map_err(invalid)?;
         return Ok((config, None));
     }
     let emulator = Emulator::builder()

@@ -346,7 +346,7 @@ impl ConfigBuilder {
         let mut base_url = Url::parse(&self.base_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| ConfigError::InvalidBaseUrl {
+            .ok_or(ConfigError::InvalidBaseUrl {
                 reason: "expected an absolute http(s) URL",
             })?;
         if base_url.query().is_some() || base_url.fragment().is_some() {

@@ -394,6 +394,8 @@ impl<S> fmt::Debug for AccountKitAuthMiddleware<S> {
 
 type Forward<F, B> = MapOk<F, fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>>>;
 type Answer<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+/// A refusal (ready at once) or a verification on a cache miss (boxed).
+type Slow<B> = Either<Ready<Answer<B>>, LocalBoxFuture<'static, Answer<B>>>;
 
 impl<S, B> Service<ServiceRequest> for AccountKitAuthMiddleware<S>
 where
@@ -463,7 +465,7 @@ fn refuse<F, B>(
     auth: &AccountKitAuth,
     req: ServiceRequest,
     refusal: &Refusal,
-) -> Either<F, Either<Ready<Answer<B>>, LocalBoxFuture<'static, Answer<B>>>> {
+) -> Either<F, Slow<B>> {
     let response = auth.error_response(req.request(), refusal);
     Either::Right(Either::Left(future::ok(
         req.into_response(response).map_into_right_body(),

@@ -24,7 +24,14 @@ async fn me_phone_and_email() {
     let a = c.me(&phone.token).await.unwrap();
     assert_eq!(a.id, phone.account_id);
     let p = a.phone.unwrap();
-    assert_eq!((p.number.as_str(), p.country_prefix.as_str(), p.national_number.as_str()), ("+5511973357095", "55", "11973357095"));
+    assert_eq!(
+        (
+            p.number.as_str(),
+            p.country_prefix.as_str(),
+            p.national_number.as_str()
+        ),
+        ("+5511973357095", "55", "11973357095")
+    );
     assert_eq!(a.application.unwrap().id, APP_ID);
 
     let email = login_in(&emu, json!({"email": "test@example.com"})).await;
@@ -46,14 +53,22 @@ async fn me_failures() {
     // Wrong secret → the proof is refused with code 100.
     let user = login(&emu, "+8617512097915").await;
     let wrong = GraphClient::new(
-        Config::builder(APP_ID, "wrong-secret").base_url(emu.base_url()).build().unwrap(),
+        Config::builder(APP_ID, "wrong-secret")
+            .base_url(emu.base_url())
+            .build()
+            .unwrap(),
     )
     .unwrap();
     let e = wrong.me(&user.token).await.unwrap_err();
     assert!(e.is_invalid_parameter(), "{e}");
     // No proof at all, while the app requires one: code 100 too.
-    let no_proof = GraphClient::new(config(&emu).require_appsecret_proof(false).build().unwrap()).unwrap();
-    assert!(no_proof.me(&user.token).await.unwrap_err().is_invalid_parameter());
+    let no_proof =
+        GraphClient::new(config(&emu).require_appsecret_proof(false).build().unwrap()).unwrap();
+    assert!(no_proof
+        .me(&user.token)
+        .await
+        .unwrap_err()
+        .is_invalid_parameter());
 }
 
 #[actix_web::test]
@@ -126,14 +141,23 @@ async fn logout_invalidate_delete() {
     assert!(c.delete_account(&d.account_id).await.is_err());
 
     // Refused before any request.
-    assert!(matches!(c.delete_account("../me").await, Err(Error::InvalidAccountId)));
-    assert!(matches!(c.invalidate_all_tokens("").await, Err(Error::InvalidAccountId)));
+    assert!(matches!(
+        c.delete_account("../me").await,
+        Err(Error::InvalidAccountId)
+    ));
+    assert!(matches!(
+        c.invalidate_all_tokens("").await,
+        Err(Error::InvalidAccountId)
+    ));
 }
 
 #[actix_web::test]
 async fn accounts_pages_and_stream() {
     let emu = actix_accountkit::testkit::Emulator::builder()
-        .app(actix_accountkit::testkit::EmulatorApp::new(APP_ID, APP_SECRET).require_appsecret_proof(true))
+        .app(
+            actix_accountkit::testkit::EmulatorApp::new(APP_ID, APP_SECRET)
+                .require_appsecret_proof(true),
+        )
         .seed_accounts(2_500)
         .start()
         .unwrap();
@@ -160,11 +184,18 @@ async fn accounts_pages_and_stream() {
 
     let before = calls(&emu, "accounts").await;
     for bad in [0, 1001] {
-        assert!(matches!(c.accounts_page(bad, None).await, Err(Error::InvalidLimit { .. })));
+        assert!(matches!(
+            c.accounts_page(bad, None).await,
+            Err(Error::InvalidLimit { .. })
+        ));
         let streamed: Result<Vec<_>, _> = c.accounts(bad).try_collect().await;
         assert!(matches!(streamed, Err(Error::InvalidLimit { .. })));
     }
-    assert_eq!(calls(&emu, "accounts").await, before, "no request for a bad limit");
+    assert_eq!(
+        calls(&emu, "accounts").await,
+        before,
+        "no request for a bad limit"
+    );
 }
 
 #[actix_web::test]

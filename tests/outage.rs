@@ -19,7 +19,9 @@ async fn me(account: VerifiedAccount) -> HttpResponse {
 
 fn app(kit: &AccountKit) -> Served {
     let kit = kit.clone();
-    serve!(move || App::new().wrap(kit.auth().clone()).route("/me", web::get().to(me)))
+    serve!(move || App::new()
+        .wrap(kit.auth().clone())
+        .route("/me", web::get().to(me)))
 }
 
 #[actix_web::test]
@@ -29,7 +31,12 @@ async fn slow_upstream_is_503_in_bounded_time_and_cached_tokens_still_pass() {
     let app = app(&kit);
     let cached = login(&emu, "+15551112222").await;
     let cold = login(&emu, "+15551113333").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cached.token))
+            .await
+            .status(),
+        200
+    );
 
     fault(&emu, json!({"latency_ms": 5_000})).await;
     let started = Instant::now();
@@ -37,15 +44,26 @@ async fn slow_upstream_is_503_in_bounded_time_and_cached_tokens_still_pass() {
     let took = started.elapsed();
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "5");
-    assert!(took < Duration::from_millis(800 + 1_500), "503 after {took:?}");
+    assert!(
+        took < Duration::from_millis(800 + 1_500),
+        "503 after {took:?}"
+    );
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
 
-    assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cached.token))
+            .await
+            .status(),
+        200
+    );
 
     // Recovery without a restart: the outage was not cached.
     fault(&emu, json!({})).await;
-    assert_eq!(get_with(&app.url("/me"), Some(&cold.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cold.token)).await.status(),
+        200
+    );
 }
 
 #[actix_web::test]
@@ -54,7 +72,12 @@ async fn failing_upstream_is_503_never_500() {
     let kit = kit(&emu);
     let app = app(&kit);
     let cached = login(&emu, "+15551114444").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cached.token))
+            .await
+            .status(),
+        200
+    );
     for (status, body) in [
         (500, None),
         (502, Some("<html>bad gateway</html>")),
@@ -71,7 +94,12 @@ async fn failing_upstream_is_503_never_500() {
         let res = get_with(&app.url("/me"), Some("EMAWcoldtoken0001")).await;
         assert_eq!(res.status(), 503, "upstream {status} {body:?}");
         assert!(res.headers().contains_key("retry-after"));
-        assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+        assert_eq!(
+            get_with(&app.url("/me"), Some(&cached.token))
+                .await
+                .status(),
+            200
+        );
     }
 }
 
@@ -95,8 +123,18 @@ async fn wrong_secret_is_503_for_everyone_foreign_token_is_401() {
     // Right secret: a foreign token is the caller's fault, ours pass.
     let good = kit(&emu);
     let good_app = app(&good);
-    assert_eq!(get_with(&good_app.url("/me"), Some(&foreign.token)).await.status(), 401);
-    assert_eq!(get_with(&good_app.url("/me"), Some(&user.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&good_app.url("/me"), Some(&foreign.token))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        get_with(&good_app.url("/me"), Some(&user.token))
+            .await
+            .status(),
+        200
+    );
 
     // Wrong secret (e.g. the Facebook app secret): every request is 503,
     // not once but for every request, and nothing is cached.
@@ -113,16 +151,23 @@ async fn wrong_secret_is_503_for_everyone_foreign_token_is_401() {
         assert_eq!(res.status(), 503);
         assert!(res.headers().contains_key("retry-after"));
     }
-    assert_eq!(bad.cache().stats().entries + bad.cache().stats().negative_entries, 0);
+    assert_eq!(
+        bad.cache().stats().entries + bad.cache().stats().negative_entries,
+        0
+    );
 }
 
 #[actix_web::test]
 async fn proof_required_but_not_configured_is_misconfiguration() {
     let emu = emulator();
     let user = login(&emu, "+15551117777").await;
-    let kit = AccountKit::new(config(&emu).require_appsecret_proof(false).build().unwrap()).unwrap();
+    let kit =
+        AccountKit::new(config(&emu).require_appsecret_proof(false).build().unwrap()).unwrap();
     let app = app(&kit);
-    assert_eq!(get_with(&app.url("/me"), Some(&user.token)).await.status(), 503);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&user.token)).await.status(),
+        503
+    );
 }
 
 #[actix_web::test]
@@ -131,12 +176,25 @@ async fn connection_refused_is_503() {
     let kit = kit(&emu);
     let app = app(&kit);
     let cached = login(&emu, "+15551118888").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cached.token))
+            .await
+            .status(),
+        200
+    );
     emu.stop();
     let res = get_with(&app.url("/me"), Some("EMAWcoldtoken0003")).await;
     assert_eq!(res.status(), 503);
-    assert_eq!(get_with(&app.url("/me"), Some(&cached.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&cached.token))
+            .await
+            .status(),
+        200
+    );
     emu.restart().unwrap();
     let fresh = login(&emu, "+15551119999").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&fresh.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&fresh.token)).await.status(),
+        200
+    );
 }

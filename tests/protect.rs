@@ -25,7 +25,11 @@ fn app_for(kit: &AccountKit) -> Served {
             .route("/public", web::get().to(|| async { "public" }))
             .route("/optional", web::get().to(maybe))
             .route("/signature", web::get().to(me))
-            .service(web::scope("/api").wrap(kit.auth().clone()).route("/me", web::get().to(me)))
+            .service(
+                web::scope("/api")
+                    .wrap(kit.auth().clone())
+                    .route("/me", web::get().to(me)),
+            )
     })
 }
 
@@ -38,7 +42,10 @@ async fn no_token_is_a_bare_challenge_and_a_good_token_passes() {
 
     let res = get_with(&app.url("/api/me"), None).await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"accountkit\"");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer realm=\"accountkit\""
+    );
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
@@ -69,7 +76,12 @@ async fn fifty_requests_one_upstream_call() {
     let app = app_for(&kit);
     let user = login(&emu, "+15551234568").await;
     for _ in 0..50 {
-        assert_eq!(get_with(&app.url("/api/me"), Some(&user.token)).await.status(), 200);
+        assert_eq!(
+            get_with(&app.url("/api/me"), Some(&user.token))
+                .await
+                .status(),
+            200
+        );
     }
     assert_eq!(calls(&emu, "me").await, 1);
     let stats = kit.cache().stats();
@@ -98,14 +110,27 @@ async fn another_apps_token_is_refused() {
         let foreign = login_other_app(&emu, "+15551230000").await;
         let res = get_with(&app.url("/api/me"), Some(&foreign.token)).await;
         assert_eq!(res.status(), 401, "require_proof={require_proof}");
-        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
         // Refused for that request alone: our own users still pass.
         let user = login(&emu, "+15551230001").await;
-        assert_eq!(get_with(&app.url("/api/me"), Some(&user.token)).await.status(), 200);
+        assert_eq!(
+            get_with(&app.url("/api/me"), Some(&user.token))
+                .await
+                .status(),
+            200
+        );
         // And the refusal is cached: no second upstream call.
         let before = calls(&emu, "me").await;
-        assert_eq!(get_with(&app.url("/api/me"), Some(&foreign.token)).await.status(), 401);
+        assert_eq!(
+            get_with(&app.url("/api/me"), Some(&foreign.token))
+                .await
+                .status(),
+            401
+        );
         assert_eq!(calls(&emu, "me").await, before);
     }
 }
@@ -116,7 +141,13 @@ async fn malformed_and_oversized_tokens_cost_no_upstream_call() {
     let kit = kit(&emu);
     let app = app_for(&kit);
     let oversized = "A".repeat(4097);
-    for bad in ["Bearer", "Bearer a b", "Bearer tok€n", "Bearer <script>", &format!("Bearer {oversized}")] {
+    for bad in [
+        "Bearer",
+        "Bearer a b",
+        "Bearer tok€n",
+        "Bearer <script>",
+        &format!("Bearer {oversized}"),
+    ] {
         let res = http()
             .get(app.url("/api/me"))
             .header("authorization", bad.as_bytes())
@@ -124,7 +155,10 @@ async fn malformed_and_oversized_tokens_cost_no_upstream_call() {
             .await
             .unwrap();
         assert_eq!(res.status(), 401, "{bad:.20}");
-        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     }
     assert_eq!(calls(&emu, "me").await, 0);
@@ -176,22 +210,38 @@ async fn bogus_flood_does_not_evict_a_verified_account() {
         .unwrap();
     let app = app_for(&kit);
     let user = login(&emu, "+15551234570").await;
-    assert_eq!(get_with(&app.url("/api/me"), Some(&user.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/api/me"), Some(&user.token))
+            .await
+            .status(),
+        200
+    );
     let url = app.url("/api/me");
     for chunk in (0..10_000).collect::<Vec<_>>().chunks(200) {
-        let reqs = chunk
-            .iter()
-            .map(|i| {
-                let url = url.clone();
-                async move { get_with(&url, Some(&format!("EMAWbogus{i:06}"))).await.status() }
-            });
+        let reqs = chunk.iter().map(|i| {
+            let url = url.clone();
+            async move {
+                get_with(&url, Some(&format!("EMAWbogus{i:06}")))
+                    .await
+                    .status()
+            }
+        });
         for status in futures::future::join_all(reqs).await {
             assert_eq!(status, 401);
         }
     }
     let before = calls(&emu, "me").await;
-    assert_eq!(get_with(&app.url("/api/me"), Some(&user.token)).await.status(), 200);
-    assert_eq!(calls(&emu, "me").await, before, "the verified account stayed cached");
+    assert_eq!(
+        get_with(&app.url("/api/me"), Some(&user.token))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        calls(&emu, "me").await,
+        before,
+        "the verified account stayed cached"
+    );
     assert!(kit.cache().stats().negative_entries <= 128);
 }
 
@@ -225,7 +275,12 @@ async fn signature_alone_protects_a_handler() {
     let app = app_for(&kit);
     let user = login(&emu, "+15551234572").await;
     assert_eq!(get_with(&app.url("/signature"), None).await.status(), 401);
-    assert_eq!(get_with(&app.url("/signature"), Some(&user.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/signature"), Some(&user.token))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(get_with(&app.url("/public"), None).await.status(), 200);
 }
 
@@ -235,7 +290,10 @@ async fn missing_app_data_is_a_500_that_says_what_to_register() {
     let res = get_with(&app.url("/signature"), Some("EMAWwhatever")).await;
     assert_eq!(res.status(), 500);
     let body: Value = res.json().await.unwrap();
-    assert!(body["error_description"].as_str().unwrap().contains("app_data"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("app_data"));
 }
 
 #[actix_web::test]
@@ -244,9 +302,13 @@ async fn error_handler_reshapes_refusals() {
     let kit = kit(&emu).with_auth(|auth| {
         auth.realm("shop").error_handler(|_req, refusal, default| {
             if refusal.is_client_error() {
-                HttpResponse::Unauthorized()
-                    .insert_header(("www-authenticate", default.headers()["www-authenticate"].clone()))
-                    .body("please log in")
+                let mut response = HttpResponse::Unauthorized().body("please log in");
+                if let Some(challenge) = default.headers().get("www-authenticate") {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::WWW_AUTHENTICATE, challenge.clone());
+                }
+                response
             } else {
                 default
             }

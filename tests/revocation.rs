@@ -36,8 +36,16 @@ async fn logout_refuses_the_token_on_the_next_request() {
     let app = app(&kit);
     let user = login(&emu, "+15557654321").await;
     let other_session = support::login(&emu, "+15557654321").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&user.token)).await.status(), 200);
-    assert_eq!(get_with(&app.url("/me"), Some(&other_session.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&user.token)).await.status(),
+        200
+    );
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&other_session.token))
+            .await
+            .status(),
+        200
+    );
 
     let res = http()
         .post(app.url("/logout"))
@@ -49,10 +57,22 @@ async fn logout_refuses_the_token_on_the_next_request() {
     assert_eq!(calls(&emu, "logout").await, 1);
 
     let me_calls = calls(&emu, "me").await;
-    assert_eq!(get_with(&app.url("/me"), Some(&user.token)).await.status(), 401);
-    assert_eq!(calls(&emu, "me").await, me_calls, "refused from the cache, at once");
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&user.token)).await.status(),
+        401
+    );
+    assert_eq!(
+        calls(&emu, "me").await,
+        me_calls,
+        "refused from the cache, at once"
+    );
     // The same account's other session is untouched.
-    assert_eq!(get_with(&app.url("/me"), Some(&other_session.token)).await.status(), 200);
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&other_session.token))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[actix_web::test]
@@ -72,13 +92,25 @@ async fn invalidate_all_and_delete_refuse_every_token_of_the_account() {
             kit.admin().delete_account(&a.account_id).await.unwrap();
             assert_eq!(calls(&emu, "delete").await, 1);
         } else {
-            kit.admin().invalidate_all_tokens(&a.account_id).await.unwrap();
+            kit.admin()
+                .invalidate_all_tokens(&a.account_id)
+                .await
+                .unwrap();
             assert_eq!(calls(&emu, "invalidate_all_tokens").await, 1);
         }
         for t in [&a.token, &b.token] {
-            assert_eq!(get_with(&app.url("/me"), Some(t)).await.status(), 401, "delete={delete}");
+            assert_eq!(
+                get_with(&app.url("/me"), Some(t)).await.status(),
+                401,
+                "delete={delete}"
+            );
         }
-        assert_eq!(get_with(&app.url("/me"), Some(&bystander.token)).await.status(), 200);
+        assert_eq!(
+            get_with(&app.url("/me"), Some(&bystander.token))
+                .await
+                .status(),
+            200
+        );
     }
 }
 
@@ -90,7 +122,11 @@ async fn code_exchange_through_the_admin_client() {
     let exchange = kit.admin().exchange_code(&user.code).await.unwrap();
     assert_eq!(exchange.id, user.account_id);
     assert_eq!(exchange.token_refresh_interval_sec, 2_592_000);
-    let account = kit.client().me(exchange.access_token.expose_secret()).await.unwrap();
+    let account = kit
+        .client()
+        .me(exchange.access_token.expose_secret())
+        .await
+        .unwrap();
     assert_eq!(account.id, user.account_id);
     let again = kit.admin().exchange_code(&user.code).await.unwrap_err();
     assert!(again.is_invalid_code(), "{again}");

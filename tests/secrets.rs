@@ -32,7 +32,12 @@ fn check_error(e: &Error, secrets: &[&str]) {
 async fn every_error_variant_is_free_of_secrets() {
     let emu = emulator();
     let user = login(&emu, "+15553334444").await;
-    let secrets = [APP_SECRET, CLIENT_TOKEN, user.token.as_str(), user.code.as_str()];
+    let secrets = [
+        APP_SECRET,
+        CLIENT_TOKEN,
+        user.token.as_str(),
+        user.code.as_str(),
+    ];
     let c = GraphClient::new(config(&emu).build().unwrap()).unwrap();
     let mut seen = Vec::new();
 
@@ -63,10 +68,18 @@ async fn every_error_variant_is_free_of_secrets() {
     seen.push("Timeout");
 
     // Config, InvalidLimit, InvalidAccountId.
-    let e = Config::builder(APP_ID, APP_SECRET).api_version("1.3").build().unwrap_err();
-    assert!(matches!(e, Error::Config(ConfigError::InvalidVersion { .. })));
+    let e = Config::builder(APP_ID, APP_SECRET)
+        .api_version("1.3")
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::Config(ConfigError::InvalidVersion { .. })
+    ));
     check_error(&e, &secrets);
-    let e = Config::builder(APP_ID, format!("{APP_SECRET} with space")).build().unwrap_err();
+    let e = Config::builder(APP_ID, format!("{APP_SECRET} with space"))
+        .build()
+        .unwrap_err();
     check_error(&e, &secrets);
     seen.push("Config");
     let e = c.accounts_page(0, None).await.unwrap_err();
@@ -104,7 +117,15 @@ fn debug_output_hides_secrets() {
     let text = format!("{config:?} {config:#?}");
     assert_clean("Config", &text, &[APP_SECRET, CLIENT_TOKEN]);
     let client = GraphClient::new(config).unwrap();
-    assert_clean("GraphClient", &format!("{client:?}"), &[APP_SECRET, CLIENT_TOKEN]);
+    assert_clean(
+        "GraphClient",
+        &format!("{client:?}"),
+        &[APP_SECRET, CLIENT_TOKEN],
+    );
     let kit = actix_accountkit::AccountKit::new(client.config().clone()).unwrap();
-    assert_clean("AccountKit", &format!("{kit:?}"), &[APP_SECRET, CLIENT_TOKEN]);
+    assert_clean(
+        "AccountKit",
+        &format!("{kit:?}"),
+        &[APP_SECRET, CLIENT_TOKEN],
+    );
 }

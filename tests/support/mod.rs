@@ -28,7 +28,9 @@ pub fn emulator_with(require_proof: bool) -> EmulatorHandle {
                 .client_token(CLIENT_TOKEN)
                 .require_appsecret_proof(require_proof),
         )
-        .app(EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET).require_appsecret_proof(require_proof))
+        .app(
+            EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET).require_appsecret_proof(require_proof),
+        )
         .start()
         .expect("emulator starts")
 }
@@ -49,11 +51,17 @@ pub fn kit(emu: &EmulatorHandle) -> AccountKit {
     AccountKit::new(config(emu).build().expect("config")).expect("kit")
 }
 
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+thread_local! {
+    /// One client per test thread (each actix test runs its own runtime on
+    /// its own thread): building a client per request costs milliseconds.
+    static HTTP: reqwest::Client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
-        .expect("reqwest")
+        .expect("reqwest");
+}
+
+pub fn http() -> reqwest::Client {
+    HTTP.with(Clone::clone)
 }
 
 /// What a device login yields: (code, access_token, account_id).
@@ -100,7 +108,9 @@ pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
         .json()
         .await
         .expect("stats json");
-    v[kind].as_u64().unwrap_or_else(|| panic!("no counter {kind} in {v}"))
+    v[kind]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {kind} in {v}"))
 }
 
 pub async fn fault(emu: &EmulatorHandle, spec: Value) {
