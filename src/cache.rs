@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,8 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_TTL_JITTER: f64 = 0.2;
 /// Upper bound of the shard count. Default is 16.
 pub const DEFAULT_SHARDS: usize = 16;
+/// Upstream verifications allowed at once. Default is 256.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// The fewest entries per shard: with fewer, per-shard LRU strays too far
 /// from a global LRU.
 const MIN_ENTRIES_PER_SHARD: usize = 64;
@@ -93,6 +95,7 @@ pub struct CacheConfig {
     negative_ttl: Duration,
     ttl_jitter: f64,
     shards: usize,
+    max_in_flight: usize,
 }
 
 impl Default for CacheConfig {
@@ -104,6 +107,7 @@ impl Default for CacheConfig {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             ttl_jitter: DEFAULT_TTL_JITTER,
             shards: DEFAULT_SHARDS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -154,6 +158,16 @@ impl CacheConfig {
         self
     }
 
+    /// Upstream verifications allowed at once (at least 1): the bound on
+    /// what a flood of distinct bogus tokens can make this process send to
+    /// Account Kit at any moment. A miss beyond it is refused at once as
+    /// [`Refusal::Overloaded`] (a 503) instead of queueing. Concurrent misses
+    /// on one token share one slot. Default is [`DEFAULT_MAX_IN_FLIGHT`].
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
     fn shard_count(&self) -> usize {
         let by_size = (self.capacity / MIN_ENTRIES_PER_SHARD).max(1);
         let n = self.shards.min(by_size).max(1);
@@ -183,6 +197,9 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries removed by a revocation (logout, invalidate-all, delete).
     pub invalidations: u64,
+    /// Misses refused because [`CacheConfig::max_in_flight`] upstream
+    /// verifications were already under way (counted in `misses` too).
+    pub overloaded: u64,
     /// Verified accounts held now (expired ones included until touched).
     pub entries: u64,
     /// Refusals held now.
@@ -254,6 +271,9 @@ struct Inner {
     /// not store its result.
     epoch: AtomicU64,
     next_flight: AtomicU64,
+    /// Upstream verifications under way, bounded by `max_in_flight`.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
 }
 
 /// Keeps each shard's lock and counters on their own cache lines.
@@ -289,6 +309,7 @@ struct Counters {
     evictions: u64,
     expirations: u64,
     invalidations: u64,
+    overloaded: u64,
 }
 
 enum Step {
@@ -329,6 +350,8 @@ impl CachedVerifier {
                 ttl_jitter: config.ttl_jitter,
                 epoch: AtomicU64::new(0),
                 next_flight: AtomicU64::new(0),
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                max_in_flight: config.max_in_flight,
             }),
         }
     }
@@ -396,6 +419,7 @@ impl CachedVerifier {
             s.evictions += c.evictions;
             s.expirations += c.expirations;
             s.invalidations += c.invalidations;
+            s.overloaded += c.overloaded;
             s.entries += shard.positive.len() as u64;
             s.negative_entries += shard.negative.len() as u64;
         }
@@ -471,14 +495,24 @@ impl Inner {
             shard.counters.coalesced += 1;
             return Step::Wait(flight);
         }
+        let Some(slot) = FlightSlot::take(self) else {
+            shard.counters.overloaded += 1;
+            return Step::Done(Err(Refusal::Overloaded));
+        };
         shard.counters.upstream_calls += 1;
         let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
-        let flight = self.start_flight(key, id, token);
+        let flight = self.start_flight(key, id, token, slot);
         shard.flights.insert(key, (id, flight.clone()));
         Step::Wait(flight)
     }
 
-    fn start_flight(self: &Arc<Self>, key: TokenHash, id: u64, token: &str) -> Flight {
+    fn start_flight(
+        self: &Arc<Self>,
+        key: TokenHash,
+        id: u64,
+        token: &str,
+        slot: FlightSlot,
+    ) -> Flight {
         let verifier = self.verifier.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
         let cache: Weak<Self> = Arc::downgrade(self);
@@ -486,6 +520,7 @@ impl Inner {
         let epoch = self.epoch.load(Ordering::SeqCst);
         async move {
             let outcome = verifier.verify(&token).await;
+            drop(slot);
             if let Some(cache) = cache.upgrade() {
                 cache.complete(key, id, epoch, &outcome);
             }
@@ -581,6 +616,28 @@ impl Inner {
                 shard.negative.pop(key);
             }
         }
+    }
+}
+
+/// One of the [`CacheConfig::max_in_flight`] upstream slots, given back
+/// when the flight ends or is dropped.
+struct FlightSlot(Arc<AtomicUsize>);
+
+impl FlightSlot {
+    fn take(inner: &Inner) -> Option<Self> {
+        let taken = inner
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < inner.max_in_flight).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| FlightSlot(inner.in_flight.clone()))
+    }
+}
+
+impl Drop for FlightSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -741,6 +798,42 @@ mod tests {
         let max = lifetimes.iter().max().unwrap();
         assert!(*min >= Duration::from_secs(80) && *max <= Duration::from_secs(100));
         assert!(*max - *min > Duration::from_secs(15), "{min:?}..{max:?}");
+    }
+
+    /// Waits until released; counts calls.
+    struct Gate(tokio::sync::Semaphore, AtomicUsize);
+
+    impl Verifier for Gate {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _permit = self.0.acquire().await;
+                Err(Refusal::InvalidToken { subcode: None })
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn in_flight_upstream_calls_are_bounded() {
+        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+        let c = CachedVerifier::from_arc(gate.clone(), CacheConfig::default().max_in_flight(3));
+        let tokens: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+        let pending: Vec<_> = tokens.iter().map(|t| c.verify(t)).collect();
+        // Three flights started; the seven others were refused at once.
+        let s = c.stats();
+        assert_eq!((s.upstream_calls, s.overloaded, s.misses), (3, 7, 10));
+        gate.0.add_permits(10);
+        let outcomes = futures::future::join_all(pending).await;
+        let overloaded = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(Refusal::Overloaded)))
+            .count();
+        assert_eq!(overloaded, 7);
+        assert_eq!(gate.1.load(Ordering::SeqCst), 3);
+        // Slots are given back.
+        assert!(c.verify("again").await.is_err());
+        assert_eq!(c.stats().overloaded, 7);
     }
 
     #[test]

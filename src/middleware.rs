@@ -275,7 +275,7 @@ impl AccountKitAuth {
                 "invalid_token",
                 DESC_WRONG_APP,
             ),
-            Refusal::Unavailable(_) | Refusal::Misconfigured(_) => (
+            Refusal::Unavailable(_) | Refusal::Misconfigured(_) | Refusal::Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 "temporarily_unavailable",
@@ -338,6 +338,10 @@ fn log_refusal(req: &HttpRequest, refusal: &Refusal) {
         Refusal::Unavailable(error) => {
             tracing::warn!(%path, %error, "Account Kit unavailable; answered 503")
         }
+        Refusal::Overloaded => tracing::warn!(
+            %path,
+            "too many Account Kit verifications in flight (CacheConfig::max_in_flight); answered 503"
+        ),
         refusal => tracing::debug!(%path, %refusal, "request refused"),
     }
 }

@@ -28,12 +28,23 @@ async fn a_token_cached_for_one_app_is_refused_by_the_other() {
         let (ka, kb) = (a.clone(), b.clone());
         let app = serve!(move || {
             App::new()
-                .service(web::scope("/a").wrap(ka.auth().clone()).route("/me", web::get().to(me)))
-                .service(web::scope("/b").wrap(kb.auth().clone()).route("/me", web::get().to(me)))
+                .service(
+                    web::scope("/a")
+                        .wrap(ka.auth().clone())
+                        .route("/me", web::get().to(me)),
+                )
+                .service(
+                    web::scope("/b")
+                        .wrap(kb.auth().clone())
+                        .route("/me", web::get().to(me)),
+                )
         });
         let user_a = login(&emu, "+15552220001").await;
         let user_b = login_other_app(&emu, "+15552220001").await;
-        assert_ne!(user_a.account_id, user_b.account_id, "accounts are app-scoped");
+        assert_ne!(
+            user_a.account_id, user_b.account_id,
+            "accounts are app-scoped"
+        );
 
         // Each token is verified and cached where it belongs...
         let res = get_with(&app.url("/a/me"), Some(&user_a.token)).await;
@@ -46,12 +57,35 @@ async fn a_token_cached_for_one_app_is_refused_by_the_other() {
 
         // ...and refused by the other app, before and after being cached.
         for _ in 0..2 {
-            assert_eq!(get_with(&app.url("/a/me"), Some(&user_b.token)).await.status(), 401);
-            assert_eq!(get_with(&app.url("/b/me"), Some(&user_a.token)).await.status(), 401);
+            assert_eq!(
+                get_with(&app.url("/a/me"), Some(&user_b.token))
+                    .await
+                    .status(),
+                401
+            );
+            assert_eq!(
+                get_with(&app.url("/b/me"), Some(&user_a.token))
+                    .await
+                    .status(),
+                401
+            );
         }
         // The refusals were definite (cached), and the owners still pass.
-        assert!(a.cache().stats().negative_hits >= 1, "require_proof={require_proof}");
-        assert_eq!(get_with(&app.url("/a/me"), Some(&user_a.token)).await.status(), 200);
-        assert_eq!(get_with(&app.url("/b/me"), Some(&user_b.token)).await.status(), 200);
+        assert!(
+            a.cache().stats().negative_hits >= 1,
+            "require_proof={require_proof}"
+        );
+        assert_eq!(
+            get_with(&app.url("/a/me"), Some(&user_a.token))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            get_with(&app.url("/b/me"), Some(&user_b.token))
+                .await
+                .status(),
+            200
+        );
     }
 }

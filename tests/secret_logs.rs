@@ -50,17 +50,34 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
                 .client_token(CLIENT_TOKEN)
                 .require_appsecret_proof(true),
         )
-        .app(actix_accountkit::testkit::EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET).require_appsecret_proof(true))
+        .app(
+            actix_accountkit::testkit::EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET)
+                .require_appsecret_proof(true),
+        )
         .seed_accounts(30)
         .start()
         .unwrap();
     let good = kit(&emu);
-    let bad = AccountKit::new(Config::builder(APP_ID, wrong_secret).base_url(emu.base_url()).build().unwrap()).unwrap();
+    let bad = AccountKit::new(
+        Config::builder(APP_ID, wrong_secret)
+            .base_url(emu.base_url())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     let (g, b) = (good.clone(), bad.clone());
     let app = serve!(move || {
         App::new()
-            .service(web::scope("/good").wrap(g.auth().clone()).route("/me", web::get().to(me)))
-            .service(web::scope("/bad").wrap(b.auth().clone()).route("/me", web::get().to(me)))
+            .service(
+                web::scope("/good")
+                    .wrap(g.auth().clone())
+                    .route("/me", web::get().to(me)),
+            )
+            .service(
+                web::scope("/bad")
+                    .wrap(b.auth().clone())
+                    .route("/me", web::get().to(me)),
+            )
     });
 
     let user = login(&emu, "+15553330001").await;
@@ -83,13 +100,24 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
         secrets.push(good.client().config().appsecret_proof(token));
     }
 
-    for token in [&user.token, &user.token, &fresh, &foreign.token, &"EMAWbogus".to_owned()] {
+    for token in [
+        &user.token,
+        &user.token,
+        &fresh,
+        &foreign.token,
+        &"EMAWbogus".to_owned(),
+    ] {
         get_with(&app.url("/good/me"), Some(token)).await;
         get_with(&app.url("/bad/me"), Some(token)).await;
     }
     get_with(&app.url("/good/me"), Some("not a token")).await;
     fault(&emu, json!({"latency_ms": 1500, "times": 1})).await;
-    assert_eq!(get_with(&app.url("/good/me"), Some(&second.token)).await.status(), 503);
+    assert_eq!(
+        get_with(&app.url("/good/me"), Some(&second.token))
+            .await
+            .status(),
+        503
+    );
     fault(&emu, json!({"status": 400, "times": 1, "body": format!(
         r#"{{"error":{{"message":"Malformed access token {}","type":"OAuthException","code":190}}}}"#, second.token)})).await;
     get_with(&app.url("/good/me"), Some(&second.token)).await;
@@ -98,7 +126,10 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
     assert!(accounts.len() >= 30);
     let _ = bad.admin().accounts_page(5, None).await;
     good.admin().logout(&fresh).await.unwrap();
-    good.admin().invalidate_all_tokens(&second.account_id).await.unwrap();
+    good.admin()
+        .invalidate_all_tokens(&second.account_id)
+        .await
+        .unwrap();
     good.admin().delete_account(&user.account_id).await.unwrap();
     emu.stop();
     let _ = good.client().me(&second.token).await;
@@ -106,12 +137,24 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     eprintln!("captured {} log lines", text.lines().count());
     // The capture works and saw the interesting events...
-    assert!(text.contains("Account Kit refused this server's credentials"), "{text}");
+    assert!(
+        text.contains("Account Kit refused this server's credentials"),
+        "{text}"
+    );
     assert!(text.contains("Account Kit unavailable"));
-    assert!(text.lines().count() > 50, "only {} lines captured", text.lines().count());
+    assert!(
+        text.lines().count() > 50,
+        "only {} lines captured",
+        text.lines().count()
+    );
     // ...and none of the secrets.
     for secret in &secrets {
-        assert!(!text.contains(secret.as_str()), "a secret leaked into the logs:\n{}",
-            text.lines().find(|l| l.contains(secret.as_str())).unwrap_or_default());
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into the logs:\n{}",
+            text.lines()
+                .find(|l| l.contains(secret.as_str()))
+                .unwrap_or_default()
+        );
     }
 }
