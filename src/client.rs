@@ -358,7 +358,23 @@ impl GraphClient {
     }
 }
 
-/// Turns an answer into `T` or the matching error.
+/// How an Account Kit answer (HTTP status and body) becomes `T` or the
+/// matching [`Error`]: a 2xx body of the right shape is `T`; a Graph error
+/// object is [`Error::Graph`]; anything else is [`Error::Decode`], which keeps
+/// none of the body. Useful with a transport of your own, and fuzzed.
+///
+/// ```
+/// use actix_accountkit::{client::decode_answer, types::Account};
+///
+/// let body = br#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"CeRr0HW5x07"}}"#;
+/// let error = decode_answer::<Account>(400, body).unwrap_err();
+/// assert!(error.is_invalid_token());
+/// ```
+pub fn decode_answer<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error> {
+    decode(status, body, [])
+}
+
+/// [`decode_answer`], scrubbing `secrets` from any Graph error text.
 pub(crate) fn decode<'a, T: DeserializeOwned>(
     status: u16,
     body: &[u8],
