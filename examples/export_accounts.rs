@@ -117,14 +117,19 @@ fn parse_limit(s: &str) -> Result<u32, String> {
 fn parse_version(s: &str) -> Result<String, String> {
     ApiVersion::parse(s)
         .map(|v| v.as_str().to_owned())
-        .map_err(|_| "double check your api version number: expected v<major>.<minor>, e.g. v1.3".to_owned())
+        .map_err(|_| {
+            "double check your api version number: expected v<major>.<minor>, e.g. v1.3".to_owned()
+        })
 }
 
 fn parse_cursor(s: &str) -> Result<String, String> {
     if !s.is_empty() && s.len() <= 4096 && s.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(s.to_owned())
     } else {
-        Err("a cursor is printable ASCII without spaces, as the failed export printed it".to_owned())
+        Err(
+            "a cursor is printable ASCII without spaces, as the failed export printed it"
+                .to_owned(),
+        )
     }
 }
 
@@ -189,10 +194,7 @@ fn run(args: Args) -> Result<(), ExitCode> {
                 )
             })?;
             continues_partial = true;
-            eprintln!(
-                "continuing {} after cursor {after}",
-                partial.display()
-            );
+            eprintln!("continuing {} after cursor {after}", partial.display());
         } else {
             eprintln!(
                 "note: no {} to continue: {} will hold only the accounts after the cursor, \
@@ -234,12 +236,8 @@ fn run(args: Args) -> Result<(), ExitCode> {
 
     match outcome {
         Some(Ok(done)) => {
-            finish(temp, &file).map_err(|e| {
-                fail(
-                    EXIT_FAILED,
-                    format!("cannot write {}: {e}", file.display()),
-                )
-            })?;
+            finish(temp, &file)
+                .map_err(|e| fail(EXIT_FAILED, format!("cannot write {}: {e}", file.display())))?;
             if continues_partial {
                 if let Err(e) = std::fs::remove_file(&partial) {
                     eprintln!(

@@ -314,7 +314,9 @@ mod tests {
                   {"id":"3"}],
                   "paging":{"cursors":{"before":"b1","after":"a1"},"next":"http://x/next"}}"#,
             ),
-            page(r#"{"data":[{"id":"4","email":{"address":"a\nb@example.com"}}],"paging":{"cursors":{"before":"b2","after":"a2"}}}"#),
+            page(
+                r#"{"data":[{"id":"4","email":{"address":"a\nb@example.com"}}],"paging":{"cursors":{"before":"b2","after":"a2"}}}"#,
+            ),
         ];
         let (out, result) = export(pages, &ExportOptions::new());
         let progress = result.unwrap();
