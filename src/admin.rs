@@ -119,7 +119,7 @@ impl AdminClient {
     /// export script did: the header line `ID, Phone, Email`, then one row
     /// per account (id, phone number, email address; a missing one is an
     /// empty field), following `paging.next` from the start or from
-    /// `options.after`. See the [`export`](crate::export) module for the
+    /// `options.after`. See the [export module](crate::export) for the
     /// format and the failure model.
     ///
     /// Each page is retried per the client's

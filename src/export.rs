@@ -20,7 +20,7 @@
 //!   Values are written verbatim: no spreadsheet formula escaping, which
 //!   would alter every phone number (they start with `+`).
 //! * **Retries.** Each page is fetched by the
-//!   [`GraphClient`], which retries transport errors, 5xx
+//!   [`GraphClient`](crate::client::GraphClient), which retries transport errors, 5xx
 //!   answers other than Graph code 2, and rate limiting, per the configured
 //!   [`RetryPolicy`](crate::config::RetryPolicy) with exponential backoff
 //!   and jitter. Anything else ends the export with an [`ExportError`] that
