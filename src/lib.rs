@@ -42,7 +42,9 @@
 //!   single-flight misses.
 //! * [`middleware`] and [`extract`]: the actix-web side, answering refusals
 //!   per RFC 6750; [`token`]: where the token is found.
-//! * [`admin`]: revocations that keep the cache consistent.
+//! * [`admin`]: revocations that keep the cache consistent, and the
+//!   accounts listing; [`export`]: the listing as CSV (the documented export
+//!   script, with real quoting, retries and resumable failures).
 //! * `testkit` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
 #![forbid(unsafe_code)]
@@ -55,6 +57,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod extract;
 mod kit;
 pub mod middleware;
