@@ -7,6 +7,8 @@
 //! * `hit_path/floor`: SHA-256 of the token + `HashMap<[u8; 32], Arc<Account>>::get`.
 //! * `hit_path/verify_now`: the middleware's synchronous hit path (SHA-256,
 //!   shard lock, LRU get, expiry check, `Arc` clone out, counter).
+//! * `hit_path/parse_bearer`: the step before the cache in the middleware
+//!   (header parsing and the token syntax check), for scale.
 //! * `hit_path/verify`: the async trait method on a hit (adds boxing a ready
 //!   future and polling it).
 //! * `contention/*`: the same hit from 2 OS threads at once (the machine has
@@ -66,9 +68,14 @@ fn hit_path(c: &mut Criterion) {
     g.bench_function("floor_with_arc_clone", |b| {
         b.iter(|| floor.get(&token_hash(black_box(&t))).cloned())
     });
-    g.bench_function("verify_now", |b| {
-        b.iter(|| cache.verify_now(black_box(&t)))
+    // Not part of the cache, but on the middleware's hit path before it:
+    // finding the token in `Authorization: Bearer …` and checking its syntax.
+    let header = actix_web::http::header::HeaderValue::from_str(&format!("Bearer {t}"))
+        .expect("a valid header");
+    g.bench_function("parse_bearer", |b| {
+        b.iter(|| actix_accountkit::token::parse_bearer(black_box(&header)).is_some())
     });
+    g.bench_function("verify_now", |b| b.iter(|| cache.verify_now(black_box(&t))));
     g.bench_function("verify", |b| {
         b.iter(|| cache.verify(black_box(&t)).now_or_never())
     });
@@ -102,7 +109,13 @@ fn two_threads(cache: &CachedVerifier, a: &str, b: &str, iters: u64) -> Duration
 /// `tasks` tasks spread over `runtimes` actix runtimes (one OS thread each,
 /// like actix-web workers), `iters` hits in all; tasks yield every 64 hits
 /// so that they interleave.
-fn actix_tasks(cache: &CachedVerifier, tokens: &[String], runtimes: usize, tasks: usize, iters: u64) -> Duration {
+fn actix_tasks(
+    cache: &CachedVerifier,
+    tokens: &[String],
+    runtimes: usize,
+    tasks: usize,
+    iters: u64,
+) -> Duration {
     let per_task = iters / tasks as u64;
     let barrier = Arc::new(Barrier::new(runtimes + 1));
     let handles: Vec<_> = (0..runtimes)
@@ -156,9 +169,7 @@ fn contention(c: &mut Criterion) {
         .clone();
 
     let mut g = c.benchmark_group("contention");
-    g.bench_function("1_thread", |bn| {
-        bn.iter(|| cache.verify_now(black_box(&a)))
-    });
+    g.bench_function("1_thread", |bn| bn.iter(|| cache.verify_now(black_box(&a))));
     g.bench_function("2_threads_same_token", |bn| {
         bn.iter_custom(|iters| two_threads(&cache, &a, &a, iters))
     });

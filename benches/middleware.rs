@@ -106,7 +106,11 @@ fn middleware(c: &mut Criterion) {
         b.iter_custom(|iters| run("/extract", true, iters))
     });
     g.finish();
-    assert_eq!(cache.stats().misses, misses_before, "every protected request was a hit");
+    assert_eq!(
+        cache.stats().misses,
+        misses_before,
+        "every protected request was a hit"
+    );
 }
 
 criterion_group!(benches, middleware);

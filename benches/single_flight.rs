@@ -50,7 +50,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
     // only check that it runs.
-    let rounds = if std::env::args().any(|a| a == "--bench") { ROUNDS } else { 1 };
+    let rounds = if std::env::args().any(|a| a == "--bench") {
+        ROUNDS
+    } else {
+        1
+    };
     actix_rt::System::new().block_on(async move {
         let slow = Arc::new(Slow::default());
         let cache = CachedVerifier::from_arc(

@@ -306,7 +306,12 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
 fn belady(keys: &[u32], next: &[usize], capacity: usize, warmup: usize) -> u64 {
     const NEVER: usize = usize::MAX - 1;
     const ABSENT: usize = usize::MAX;
-    let max_key = keys.iter().filter(|&&k| k < BOGUS).max().copied().unwrap_or(0) as usize;
+    let max_key = keys
+        .iter()
+        .filter(|&&k| k < BOGUS)
+        .max()
+        .copied()
+        .unwrap_or(0) as usize;
     // cached[k] = the next use the cache holds key k for, or ABSENT.
     let mut cached = vec![ABSENT; max_key + 1];
     let mut heap: BinaryHeap<(usize, u32)> = BinaryHeap::new();
@@ -360,7 +365,12 @@ fn belady(keys: &[u32], next: &[usize], capacity: usize, warmup: usize) -> u64 {
 /// For each request, the index of the next request with the same key.
 fn next_uses(keys: &[u32]) -> Vec<usize> {
     const NEVER: usize = usize::MAX - 1;
-    let max_key = keys.iter().filter(|&&k| k < BOGUS).max().copied().unwrap_or(0) as usize;
+    let max_key = keys
+        .iter()
+        .filter(|&&k| k < BOGUS)
+        .max()
+        .copied()
+        .unwrap_or(0) as usize;
     let mut last = vec![NEVER; max_key + 1];
     let mut next = vec![NEVER; keys.len()];
     for i in (0..keys.len()).rev() {
@@ -509,11 +519,17 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), Box<dyn std::error::
                 .collect()
         };
         chart
-            .draw_series(LineSeries::new(series(&|r| r.opt_hits), RED.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                series(&|r| r.opt_hits),
+                RED.stroke_width(2),
+            ))?
             .label("OPT")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         chart
-            .draw_series(LineSeries::new(series(&|r| r.sharded.hits), BLUE.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                series(&|r| r.sharded.hits),
+                BLUE.stroke_width(2),
+            ))?
             .label("CachedVerifier")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
         chart

@@ -1,3 +1,11 @@
+#!/usr/bin/env python3
+"""Self instructions per request by function, callgrind dump A against B.
+
+    scripts/callgrind-diff.py A.out B.out REQUESTS [ROWS]
+
+Rows are sorted by the absolute difference; the first rows (thread entry
+points) are inclusive totals that callgrind_annotate lists too.
+"""
 import re,subprocess,sys
 def load(f):
     out=subprocess.run(["callgrind_annotate","--threshold=100",f],capture_output=True,text=True).stdout

@@ -45,9 +45,9 @@ before=$(stats)
 
 dumps=0
 measure() { # measure NAME PATH [HEADER]: prints instructions per request
-    callgrind_control -z "$DEMO_PID" >/dev/null
+    callgrind_control -z "$DEMO_PID" >/dev/null 2>&1
     batch "${@:2}"
-    callgrind_control -d "$1" "$DEMO_PID" >/dev/null
+    callgrind_control -d "$1" "$DEMO_PID" >/dev/null 2>&1
     dumps=$((dumps + 1))
     local f
     f=$(ls -t "$WORK"/cg.out.* | head -1)
@@ -73,14 +73,14 @@ median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { prin
 echo "median protected/public instructions per request: $median (target <= 1.08)"
 echo "cache misses during the batches: $(( $(stat_field misses "$after") - $(stat_field misses "$before") )) (0 = every protected request was a hit)"
 
-# Where the protected route's instructions go: the crate's own functions,
-# inclusive, per request.
+# Where the difference goes: self instructions per request by function,
+# protected against public with the same header, then that header's own cost.
 echo
-echo "protected /me, inclusive instructions per request in the crate's hot path:"
-callgrind_annotate --inclusive=yes --threshold=100 "$WORK/last-protected.out" 2>/dev/null \
-    | grep -E 'actix_accountkit::(middleware|cache|token|extract)|sha2::|LruCache|demo::me' \
-    | sed 's/([^)]*)//' | head -20 \
-    | awk -v n="$N" '{ gsub(",", "", $1); printf "%10d  %s\n", $1 / n, substr($0, index($0, $3)) }'
+echo "protected /me against public / with the same header, by function:"
+python3 scripts/callgrind-diff.py "$WORK/last-protected.out" "$WORK/last-public_header.out" "$N" 25
+echo
+echo "public / with the header against without:"
+python3 scripts/callgrind-diff.py "$WORK/last-public_header.out" "$WORK/last-public.out" "$N" 8
 if [ -n "${KEEP:-}" ]; then
     cp "$WORK"/last-*.out "$KEEP"/
     echo "callgrind dumps copied to $KEEP"
