@@ -22,4 +22,3 @@ rows.sort(key=lambda r:-abs(r[0]))
 print("%8s %8s %8s  %s"%("diff","A","B","function (self cost per request)"))
 for r in rows[:int(sys.argv[4]) if len(sys.argv)>4 else 30]:
     print("%8.0f %8.0f %8.0f  %s"%(r[0],r[1],r[2],re.sub(r' \[.*\]$','',r[3])[:140]))
-print("total A %.0f B %.0f"%(sum(a.values())/n,sum(b.values())/n))
