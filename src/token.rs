@@ -46,24 +46,75 @@ pub enum Malformed {
 /// ```
 pub fn check_token(token: &str) -> Result<(), Malformed> {
     let bytes = token.as_bytes();
-    if bytes.is_empty() {
-        return Err(Malformed::Empty);
+    let (end, well_formed) = scan_word(bytes, 0);
+    if end != bytes.len() {
+        return Err(Malformed::BadCharacter); // whitespace inside
     }
-    if bytes.len() > MAX_TOKEN_LEN {
-        return Err(Malformed::TooLong);
+    verdict(bytes.len(), well_formed)
+}
+
+/// Byte classes of the token grammar, so one pass over the header both
+/// finds the token's end and validates it.
+const OTHER: u8 = 0;
+const TOKEN: u8 = 1;
+const PAD: u8 = 2;
+const SPACE: u8 = 3;
+
+static CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] =
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
+                TOKEN
+            } else if b == b'=' {
+                PAD
+            } else if b == b' ' || b == b'\t' {
+                SPACE
+            } else {
+                OTHER
+            };
+        i += 1;
     }
-    let body_len = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    if body_len == 0 {
-        return Err(Malformed::BadCharacter);
+    table
+};
+
+/// Scans from `from` to the next space or tab (or the end): returns where
+/// the word ends and whether it is `1*token-char *"="`.
+fn scan_word(bytes: &[u8], from: usize) -> (usize, bool) {
+    let mut padding = false;
+    let mut well_formed = bytes.get(from).is_some_and(|&b| CLASS[b as usize] == TOKEN);
+    let mut end = from;
+    for &b in &bytes[from.min(bytes.len())..] {
+        match CLASS[b as usize] {
+            TOKEN => well_formed &= !padding,
+            PAD => padding = true,
+            SPACE => break,
+            _ => well_formed = false,
+        }
+        end += 1;
     }
-    let ok = bytes[..body_len].iter().all(|&b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-    });
-    if ok {
-        Ok(())
-    } else {
+    (end, well_formed)
+}
+
+fn verdict(len: usize, well_formed: bool) -> Result<(), Malformed> {
+    if len == 0 {
+        Err(Malformed::Empty)
+    } else if len > MAX_TOKEN_LEN {
+        Err(Malformed::TooLong)
+    } else if !well_formed {
         Err(Malformed::BadCharacter)
+    } else {
+        Ok(())
     }
+}
+
+fn skip_spaces(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|&b| CLASS[b as usize] == SPACE) {
+        at += 1;
+    }
+    at
 }
 
 /// The token a request carried, kept without copying where possible (a
@@ -199,54 +250,39 @@ fn bearer(req: &HttpRequest) -> Option<Presented> {
 }
 
 /// Parses one `Authorization` value; `None` if it is not the Bearer scheme.
+///
+/// One pass over the value: the scheme, the spaces, then the token, found
+/// and validated together.
 pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
     const SCHEME: &[u8] = b"bearer";
-    let bytes = trim_ascii_start(value.as_bytes());
-    if bytes.len() < SCHEME.len() || !bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+    let bytes = value.as_bytes();
+    let at = skip_spaces(bytes, 0);
+    let scheme = bytes.get(at..at + SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let rest = &bytes[SCHEME.len()..];
-    if !rest.is_empty() && rest[0] != b' ' && rest[0] != b'\t' {
-        // e.g. "Bearerx": another scheme.
-        return None;
+    let after = at + SCHEME.len();
+    if bytes
+        .get(after)
+        .is_some_and(|&b| CLASS[b as usize] != SPACE)
+    {
+        return None; // e.g. "Bearerx": another scheme
     }
-    let token = trim_ascii_end(trim_ascii_start(rest));
-    let Ok(token_str) = std::str::from_utf8(token) else {
-        return Some(Presented::Malformed(Malformed::BadCharacter));
-    };
-    if token_str.bytes().any(|b| b == b' ' || b == b'\t') {
-        let several = token_str.split_ascii_whitespace().nth(1).is_some();
-        return Some(Presented::Malformed(if several {
-            Malformed::Ambiguous
-        } else {
-            Malformed::BadCharacter
-        }));
+    let start = skip_spaces(bytes, after);
+    let (end, well_formed) = scan_word(bytes, start);
+    if skip_spaces(bytes, end) != bytes.len() {
+        return Some(Presented::Malformed(Malformed::Ambiguous));
     }
-    if let Err(e) = check_token(token_str) {
+    if let Err(e) = verdict(end - start, well_formed) {
         return Some(Presented::Malformed(e));
     }
-    // The token is a sub-slice of the header value: remember where, and
-    // share the value's bytes instead of copying them.
-    let start = token.as_ptr() as usize - value.as_bytes().as_ptr() as usize;
+    // The token is a slice of the header value: remember where, and share
+    // the value's bytes instead of copying them.
     Some(Presented::Token(RequestToken {
         value: value.clone(),
         start,
-        end: start + token.len(),
+        end,
     }))
-}
-
-fn trim_ascii_start(b: &[u8]) -> &[u8] {
-    let n = b.iter().take_while(|c| **c == b' ' || **c == b'\t').count();
-    &b[n..]
-}
-
-fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let n = b
-        .iter()
-        .rev()
-        .take_while(|c| **c == b' ' || **c == b'\t')
-        .count();
-    &b[..b.len() - n]
 }
 
 /// The first value of `name` in a query string, percent-decoded.
