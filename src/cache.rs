@@ -25,6 +25,13 @@
 //! happens while a flight is under way keeps that flight's result out of the
 //! cache.
 //!
+//! # A shared tier
+//!
+//! Built with [`CachedVerifier::with_shared_tier`], the cache consults a
+//! [`SharedTier`] (e.g. Redis, feature `redis`) on a local miss, inside the
+//! single flight and before the inner verifier, and shares what the inner
+//! verifier answered; see [`crate::shared`]. A local hit never touches it.
+//!
 //! # Locks
 //!
 //! The cache is split in shards by token hash, each behind a
@@ -44,6 +51,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::shared::{RevocationSink, SharedLookup, SharedStats, SharedTier};
 use crate::types::Account;
 use crate::verify::{Refusal, Verifier};
 
@@ -170,13 +178,16 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups answered with a cached refusal.
     pub negative_hits: u64,
-    /// Lookups not answered from the cache (each either started an upstream
-    /// call or joined one: `misses = upstream_calls + coalesced`).
+    /// Lookups not answered from the cache (each either started a flight
+    /// or joined one: once the flights are over, `misses = upstream_calls +
+    /// shared_hits + coalesced`).
     pub misses: u64,
     /// Misses that waited for a flight already under way.
     pub coalesced: u64,
-    /// Upstream verifications started.
+    /// Upstream verifications made (counted when they answer).
     pub upstream_calls: u64,
+    /// Flights answered by the shared tier, with no upstream call.
+    pub shared_hits: u64,
     /// Entries pushed out by the capacity bound (positive and negative).
     pub evictions: u64,
     /// Entries removed because they had expired.
@@ -187,6 +198,8 @@ pub struct CacheStats {
     pub entries: u64,
     /// Refusals held now.
     pub negative_entries: u64,
+    /// The shared tier's counters, when there is one.
+    pub shared: Option<SharedStats>,
 }
 
 impl CacheStats {
@@ -243,8 +256,9 @@ pub struct CachedVerifier {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     verifier: Arc<dyn Verifier>,
+    shared: Option<Arc<dyn SharedTier>>,
     shards: Box<[Padded<Mutex<Shard>>]>,
     shard_mask: u64,
     ttl: Duration,
@@ -286,9 +300,17 @@ struct Counters {
     misses: u64,
     coalesced: u64,
     upstream_calls: u64,
+    shared_hits: u64,
     evictions: u64,
     expirations: u64,
     invalidations: u64,
+}
+
+/// Where a flight's answer came from.
+enum Source {
+    Upstream,
+    /// The shared tier, with the entry's remaining lifetime there.
+    Shared(Duration),
 }
 
 enum Step {
@@ -304,6 +326,27 @@ impl CachedVerifier {
 
     /// Wraps a shared verifier with a cache.
     pub fn from_arc(verifier: Arc<dyn Verifier>, config: CacheConfig) -> Self {
+        Self::build(verifier, config, None)
+    }
+
+    /// Wraps a shared verifier with a cache backed by a [`SharedTier`]
+    /// (consulted on local misses, told about upstream answers), and
+    /// attaches the tier to it (revocations it receives evict here).
+    pub fn with_shared_tier(
+        verifier: Arc<dyn Verifier>,
+        config: CacheConfig,
+        tier: Arc<dyn SharedTier>,
+    ) -> Self {
+        let cache = Self::build(verifier, config, Some(tier.clone()));
+        tier.attach(RevocationSink::new(Arc::downgrade(&cache.inner)));
+        cache
+    }
+
+    fn build(
+        verifier: Arc<dyn Verifier>,
+        config: CacheConfig,
+        shared: Option<Arc<dyn SharedTier>>,
+    ) -> Self {
         let shards = config.shard_count();
         let per_shard = |total: usize| {
             NonZeroUsize::new(total.div_ceil(shards).max(1)).unwrap_or(NonZeroUsize::MIN)
@@ -322,6 +365,7 @@ impl CachedVerifier {
         Self {
             inner: Arc::new(Inner {
                 verifier,
+                shared,
                 shards: shards_vec,
                 shard_mask: shards as u64 - 1,
                 ttl: config.ttl,
@@ -333,8 +377,24 @@ impl CachedVerifier {
         }
     }
 
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// `(ttl, negative_ttl)`.
+    pub(crate) fn config_ttls(&self) -> (Duration, Duration) {
+        (self.inner.ttl, self.inner.negative_ttl)
+    }
+
+    /// The shared tier, if the cache has one. The admin client publishes
+    /// its revocations there.
+    pub fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
+        self.inner.shared.as_ref()
+    }
+
     /// Forgets one token, e.g. after a logout through another path. The
-    /// next request with it is verified upstream again.
+    /// next request with it is verified upstream again. Local only: the
+    /// admin client also tells the shared tier.
     pub fn evict_token(&self, token: &str) {
         self.inner.revoke_key(&token_hash(token), None);
     }
@@ -393,12 +453,14 @@ impl CachedVerifier {
             s.misses += c.misses;
             s.coalesced += c.coalesced;
             s.upstream_calls += c.upstream_calls;
+            s.shared_hits += c.shared_hits;
             s.evictions += c.evictions;
             s.expirations += c.expirations;
             s.invalidations += c.invalidations;
             s.entries += shard.positive.len() as u64;
             s.negative_entries += shard.negative.len() as u64;
         }
+        s.shared = self.inner.shared.as_ref().map(|t| t.stats());
         s
     }
 
@@ -471,7 +533,6 @@ impl Inner {
             shard.counters.coalesced += 1;
             return Step::Wait(flight);
         }
-        shard.counters.upstream_calls += 1;
         let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
         let flight = self.start_flight(key, id, token);
         shard.flights.insert(key, (id, flight.clone()));
@@ -480,14 +541,37 @@ impl Inner {
 
     fn start_flight(self: &Arc<Self>, key: TokenHash, id: u64, token: &str) -> Flight {
         let verifier = self.verifier.clone();
+        let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
         let cache: Weak<Self> = Arc::downgrade(self);
         let token: Box<str> = token.into();
+        // Read before the shared lookup, so that a revocation received
+        // while it is under way keeps its answer out of the cache too.
         let epoch = self.epoch.load(Ordering::SeqCst);
         async move {
+            let mut ticket = None;
+            if let Some(tier) = &tier {
+                match tier.get(&key).await {
+                    SharedLookup::Found { answer, remaining } => {
+                        if let Some(cache) = cache.upgrade() {
+                            cache.complete(key, id, epoch, &answer, Source::Shared(remaining));
+                        }
+                        return answer;
+                    }
+                    SharedLookup::Missing { ticket: t } => ticket = Some(t),
+                    SharedLookup::Unavailable => {}
+                }
+            }
             let outcome = verifier.verify(&token).await;
-            if let Some(cache) = cache.upgrade() {
-                cache.complete(key, id, epoch, &outcome);
+            let kept = cache
+                .upgrade()
+                .and_then(|cache| cache.complete(key, id, epoch, &outcome, Source::Upstream));
+            if let (Some(tier), Some(ticket)) = (&tier, ticket) {
+                let (answer, ttl) = match kept {
+                    Some(ttl) => (Some(&outcome), ttl),
+                    None => (None, Duration::ZERO),
+                };
+                tier.store(&key, ticket, answer, ttl).await;
             }
             outcome
         }
@@ -495,7 +579,16 @@ impl Inner {
         .shared()
     }
 
-    fn complete(&self, key: TokenHash, id: u64, epoch: u64, outcome: &Outcome) {
+    /// Ends a flight: stores its answer unless a revocation happened since
+    /// it started. Returns the lifetime given to the stored entry, if any.
+    fn complete(
+        &self,
+        key: TokenHash,
+        id: u64,
+        epoch: u64,
+        outcome: &Outcome,
+        source: Source,
+    ) -> Option<Duration> {
         let now = Instant::now();
         let mut shard = self.shard(&key).lock();
         if shard
@@ -505,12 +598,23 @@ impl Inner {
         {
             shard.flights.remove(&key);
         }
+        let cap = match source {
+            Source::Upstream => {
+                shard.counters.upstream_calls += 1;
+                Duration::MAX
+            }
+            Source::Shared(remaining) => {
+                shard.counters.shared_hits += 1;
+                remaining
+            }
+        };
         if self.epoch.load(Ordering::SeqCst) != epoch {
-            return; // a revocation happened meanwhile
+            return None; // a revocation happened meanwhile
         }
         match outcome {
             Ok(account) if !self.ttl.is_zero() => {
-                let expires_at = now + self.lifetime(self.ttl, &key);
+                let lifetime = self.lifetime(self.ttl, &key).min(cap);
+                let expires_at = now + lifetime;
                 let evicted = shard.positive.push(
                     key,
                     Positive {
@@ -531,9 +635,11 @@ impl Inner {
                     .entry(account.id.as_str().into())
                     .or_default()
                     .push(key);
+                Some(lifetime)
             }
             Err(refusal) if refusal.is_definite() && !self.negative_ttl.is_zero() => {
-                let expires_at = now + self.lifetime(self.negative_ttl, &key);
+                let lifetime = self.lifetime(self.negative_ttl, &key).min(cap);
+                let expires_at = now + lifetime;
                 let evicted = shard.negative.push(
                     key,
                     Negative {
@@ -544,8 +650,9 @@ impl Inner {
                 if matches!(evicted, Some((old_key, _)) if old_key != key) {
                     shard.counters.evictions += 1;
                 }
+                Some(lifetime)
             }
-            _ => {}
+            _ => None,
         }
     }
 
