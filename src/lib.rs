@@ -43,6 +43,9 @@
 //! * [`middleware`] and [`extract`]: the actix-web side, answering refusals
 //!   per RFC 6750; [`token`]: where the token is found.
 //! * [`admin`]: revocations that keep the cache consistent.
+//! * [`shared`]: the hook for a second cache tier shared by several
+//!   instances, which also carries revocations between them; `redis`
+//!   (feature `redis`) implements it on Redis.
 //! * `testkit` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
 #![forbid(unsafe_code)]
@@ -58,6 +61,10 @@ pub mod error;
 pub mod extract;
 mod kit;
 pub mod middleware;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+pub mod shared;
 pub mod token;
 pub mod types;
 pub mod verify;
