@@ -716,6 +716,7 @@ impl Verifier for CachedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::Revocation;
     use std::sync::atomic::AtomicUsize;
 
     /// Accepts tokens starting with "ok", refuses "bad…" with 190, fails
@@ -831,6 +832,130 @@ mod tests {
         let (c, _) = cache(CacheConfig::default());
         let flight = c.verify("ok1");
         c.evict_account("acct1"); // before the flight completes
+        flight.await.unwrap();
+        assert!(c.verify_now("ok1").is_none());
+    }
+
+    /// A shared tier in memory: what a second instance would see.
+    #[derive(Debug, Default)]
+    struct MemoryTier {
+        entries: Mutex<HashMap<TokenHash, (Outcome, Duration)>>,
+        sinks: Mutex<Vec<RevocationSink>>,
+    }
+
+    impl SharedTier for MemoryTier {
+        fn attach(&self, sink: RevocationSink) {
+            self.sinks.lock().push(sink);
+        }
+        fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+            let found = self.entries.lock().get(key).cloned();
+            async move {
+                match found {
+                    Some((answer, remaining)) => SharedLookup::Found { answer, remaining },
+                    None => SharedLookup::Missing { ticket: 7 },
+                }
+            }
+            .boxed()
+        }
+        fn store<'a>(
+            &'a self,
+            key: &'a TokenHash,
+            ticket: u64,
+            answer: Option<&'a Outcome>,
+            ttl: Duration,
+        ) -> BoxFuture<'a, ()> {
+            assert_eq!(ticket, 7);
+            if let Some(answer) = answer {
+                self.entries.lock().insert(*key, (answer.clone(), ttl));
+            }
+            async {}.boxed()
+        }
+        fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+            if let Revocation::Token { hash, .. } = revocation {
+                self.entries.lock().remove(hash);
+                for sink in self.sinks.lock().iter() {
+                    sink.evict_hash(hash);
+                }
+            }
+            async {}.boxed()
+        }
+        fn stats(&self) -> SharedStats {
+            SharedStats::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_tier_answers_the_second_instance() {
+        let tier = Arc::new(MemoryTier::default());
+        let (up1, up2) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
+        let c1 =
+            CachedVerifier::with_shared_tier(up1.clone(), CacheConfig::default(), tier.clone());
+        let c2 =
+            CachedVerifier::with_shared_tier(up2.clone(), CacheConfig::default(), tier.clone());
+        c1.verify("ok1").await.unwrap();
+        assert!(c1.verify("bad").await.is_err());
+        assert!(c1.verify("down").await.is_err());
+        assert_eq!(
+            tier.entries.lock().len(),
+            2,
+            "accounts and definite refusals only"
+        );
+        c2.verify("ok1").await.unwrap();
+        assert!(matches!(
+            c2.verify("bad").await,
+            Err(Refusal::InvalidToken { .. })
+        ));
+        assert_eq!(up2.calls.load(Ordering::SeqCst), 0);
+        let s = c2.stats();
+        assert_eq!((s.shared_hits, s.upstream_calls, s.misses), (2, 0, 2));
+        assert!(s.shared.is_some());
+        assert!(c2.verify_now("ok1").is_some(), "kept locally");
+        // A revocation published by one instance evicts on the other.
+        tier.publish(&Revocation::Token {
+            hash: token_hash("ok1"),
+            refused: true,
+        })
+        .await;
+        assert!(c2.verify_now("ok1").is_none());
+    }
+
+    #[tokio::test]
+    async fn shared_copy_lives_no_longer_than_in_the_tier() {
+        let tier = Arc::new(MemoryTier::default());
+        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        tier.entries
+            .lock()
+            .insert(token_hash("ok1"), (account, Duration::from_millis(30)));
+        let (c, upstream) = {
+            let counting = Arc::new(Counting::default());
+            let c =
+                CachedVerifier::with_shared_tier(counting.clone(), CacheConfig::default(), tier);
+            (c, counting)
+        };
+        c.verify("ok1").await.unwrap();
+        assert!(c.verify_now("ok1").is_some());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(
+            c.verify_now("ok1").is_none(),
+            "expired with the tier's copy"
+        );
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn revocation_during_shared_lookup_is_not_stored() {
+        let tier = Arc::new(MemoryTier::default());
+        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        tier.entries
+            .lock()
+            .insert(token_hash("ok1"), (account, Duration::from_secs(60)));
+        let c = CachedVerifier::with_shared_tier(
+            Arc::new(Counting::default()),
+            CacheConfig::default(),
+            tier,
+        );
+        let flight = c.verify("ok1");
+        c.evict_hash(&token_hash("ok1")); // received from another instance
         flight.await.unwrap();
         assert!(c.verify_now("ok1").is_none());
     }
