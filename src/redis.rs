@@ -823,6 +823,8 @@ impl State {
         if missed {
             self.resync("Redis reconnected");
         }
+        // A kick left by a failure on the previous connection is stale.
+        let _ = self.kick.notified().now_or_never();
         *self.conn.lock() = Some(conn);
         self.connected.store(true, Ordering::SeqCst);
         tracing::info!(channel = %self.keys.channel, "Redis connected");
