@@ -1,5 +1,5 @@
 //! A second cache tier shared by several instances, and the revocations
-//! they exchange: the hook [`CachedVerifier`](crate::cache::CachedVerifier)
+//! they exchange: the hook [`CachedVerifier`]
 //! and [`AdminClient`](crate::admin::AdminClient) call, whatever the backend.
 //!
 //! The crate ships one implementation behind the `redis` feature
