@@ -381,9 +381,10 @@ impl CachedVerifier {
         Self { inner }
     }
 
-    /// `(ttl, negative_ttl)`.
-    pub(crate) fn config_ttls(&self) -> (Duration, Duration) {
-        (self.inner.ttl, self.inner.negative_ttl)
+    /// How long a refusal is remembered (a shared tier keeps a logout's
+    /// refusal as long).
+    pub(crate) fn negative_ttl(&self) -> Duration {
+        self.inner.negative_ttl
     }
 
     /// The shared tier, if the cache has one. The admin client publishes
@@ -476,6 +477,7 @@ impl fmt::Debug for CachedVerifier {
             .field("shards", &self.inner.shards.len())
             .field("ttl", &self.inner.ttl)
             .field("negative_ttl", &self.inner.negative_ttl)
+            .field("shared_tier", &self.inner.shared.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -217,7 +217,7 @@ impl RevocationSink {
     /// The cache's negative TTL (how long a revoked token is remembered as
     /// refused), or `None` if the cache is gone.
     pub fn negative_ttl(&self) -> Option<Duration> {
-        self.cache().map(|c| c.config_ttls().1)
+        self.cache().map(|c| c.negative_ttl())
     }
 
     /// Whether the cache still exists.
