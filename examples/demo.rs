@@ -7,6 +7,25 @@
 //! With `ACCOUNTKIT_BASE_URL`, `ACCOUNTKIT_APP_ID` and `ACCOUNTKIT_APP_SECRET`
 //! set, it talks to that service instead of starting the emulator.
 //!
+//! With `ACCOUNTKIT_REDIS_URL` set (and `--features emulator,redis`), the
+//! cache is shared through Redis and revocations are broadcast, so several
+//! demo processes behave as one. Each process embeds its own emulator unless
+//! pointed at one, so to try two instances by hand, run one emulator and
+//! point both at it:
+//!
+//! ```text
+//! cargo run --example emulator --features emulator -- --addr 127.0.0.1:8787 \
+//!     --app-id 390265671523337 --app-secret demo-secret --require-appsecret-proof
+//! export ACCOUNTKIT_BASE_URL=http://127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
+//!     ACCOUNTKIT_APP_SECRET=demo-secret ACCOUNTKIT_REDIS_URL=redis://127.0.0.1:6379/
+//! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8080 &
+//! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8081 &
+//! ```
+//!
+//! Then log in through 8080 (the walkthrough it prints), call `/me` on 8081
+//! (answered from Redis: `/stats` shows `shared_hits`), log out on 8080, and
+//! call `/me` on 8081 again: 401.
+//!
 //! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
 //! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters).
 
@@ -17,7 +36,7 @@ use actix_accountkit::cache::CachedVerifier;
 use actix_accountkit::config::Config;
 use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
-use actix_accountkit::AccountKit;
+use actix_accountkit::{AccountKit, AccountKitBuilder};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use serde::Deserialize;
@@ -118,9 +137,23 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let redis_url = std::env::var("ACCOUNTKIT_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    if redis_url.is_some() && !cfg!(feature = "redis") {
+        eprintln!(
+            "ACCOUNTKIT_REDIS_URL is set, but the demo was built without the `redis` feature:\n  \
+             cargo run --example demo --features emulator,redis\n\
+             (or unset ACCOUNTKIT_REDIS_URL for a cache local to this process)"
+        );
+        std::process::exit(2);
+    }
     let (config, emulator) = upstream()?;
     let upstream_url = config.base_url().to_string();
-    let kit = AccountKit::new(config).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let app_id = config.app_id().to_owned();
+    let kit = with_redis(AccountKit::builder(config), redis_url, &app_id)?
+        .build()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
 
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());
@@ -146,6 +179,34 @@ async fn main() -> std::io::Result<()> {
     let bound = server.addrs().first().copied().unwrap_or(args.addr);
     print_walkthrough(bound, &upstream_url, emulator.as_ref());
     server.run().await
+}
+
+/// Several instances as one cache, when `ACCOUNTKIT_REDIS_URL` is set.
+#[cfg(feature = "redis")]
+fn with_redis(
+    builder: AccountKitBuilder,
+    url: Option<String>,
+    app_id: &str,
+) -> std::io::Result<AccountKitBuilder> {
+    let Some(url) = url else {
+        return Ok(builder);
+    };
+    let tier = actix_accountkit::redis::RedisTier::builder(url, app_id)
+        .start()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // The URL may hold a password: not printed.
+    println!("Redis: shared cache and revocation broadcast on (see /stats → shared)");
+    Ok(builder.shared_tier(tier))
+}
+
+/// Without the `redis` feature, `main` refused `ACCOUNTKIT_REDIS_URL`.
+#[cfg(not(feature = "redis"))]
+fn with_redis(
+    builder: AccountKitBuilder,
+    _url: Option<String>,
+    _app_id: &str,
+) -> std::io::Result<AccountKitBuilder> {
+    Ok(builder)
 }
 
 fn print_walkthrough(addr: SocketAddr, upstream: &str, emulator: Option<&EmulatorHandle>) {

@@ -3,15 +3,18 @@
 //!
 //! Logout, invalidate-all and delete also evict the verification cache, so
 //! a logged-out token is refused on the very next request, with no TTL wait.
+//! When the cache has a [shared tier](crate::shared), they then publish the
+//! revocation there, so that the other instances evict it too.
 
 use std::io::Write;
 
 use futures::Stream;
 
-use crate::cache::CachedVerifier;
+use crate::cache::{token_hash, CachedVerifier};
 use crate::client::GraphClient;
 use crate::error::Error;
 use crate::export::{self, ExportError, ExportOptions, ExportProgress};
+use crate::shared::Revocation;
 use crate::types::{Account, AccountsPage, TokenExchange};
 
 /// Code exchange, logout, logout-everywhere, account deletion and the
@@ -72,14 +75,24 @@ impl AdminClient {
     /// Logs one token out at Account Kit; the cache then remembers it as
     /// refused. If the call fails, the token is still dropped from the cache
     /// so that the next request asks Account Kit again.
+    ///
+    /// With a shared tier, returns once the revocation is published there
+    /// (bounded by the tier's timeout; an unreachable tier never makes the
+    /// logout fail).
     pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
         let result = self.client.logout(access_token).await;
         if let Some(cache) = &self.cache {
-            match &result {
-                Ok(()) => cache.revoke_token(access_token),
-                Err(e) if e.is_invalid_token() => cache.revoke_token(access_token),
-                Err(_) => cache.evict_token(access_token),
+            let refused = match &result {
+                Ok(()) => true,
+                Err(e) => e.is_invalid_token(),
+            };
+            if refused {
+                cache.revoke_token(access_token);
+            } else {
+                cache.evict_token(access_token);
             }
+            let hash = token_hash(access_token);
+            self.publish(Revocation::Token { hash, refused }).await;
         }
         result
     }
@@ -87,14 +100,14 @@ impl AdminClient {
     /// Logs every session of an account out, and forgets its cached tokens.
     pub async fn invalidate_all_tokens(&self, account_id: &str) -> Result<(), Error> {
         let result = self.client.invalidate_all_tokens(account_id).await;
-        self.evict_account(account_id, &result);
+        self.evict_account(account_id, &result).await;
         result
     }
 
     /// Deletes an account, and forgets its cached tokens.
     pub async fn delete_account(&self, account_id: &str) -> Result<(), Error> {
         let result = self.client.delete_account(account_id).await;
-        self.evict_account(account_id, &result);
+        self.evict_account(account_id, &result).await;
         result
     }
 
@@ -178,7 +191,7 @@ impl AdminClient {
         export::write_pages(pages, out, options, on_page).await
     }
 
-    fn evict_account(&self, account_id: &str, result: &Result<(), Error>) {
+    async fn evict_account(&self, account_id: &str, result: &Result<(), Error>) {
         // Evict on failure too: a request that fails half-way may still
         // have revoked at Account Kit, and an eviction only costs one call.
         if matches!(result, Err(Error::InvalidAccountId)) {
@@ -186,6 +199,15 @@ impl AdminClient {
         }
         if let Some(cache) = &self.cache {
             cache.evict_account(account_id);
+            let id = account_id.to_owned();
+            self.publish(Revocation::Account { id }).await;
+        }
+    }
+
+    /// Tells the cache's shared tier, if any, after a local revocation.
+    async fn publish(&self, revocation: Revocation) {
+        if let Some(tier) = self.cache.as_ref().and_then(CachedVerifier::shared_tier) {
+            tier.publish(&revocation).await;
         }
     }
 }

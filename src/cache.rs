@@ -25,6 +25,13 @@
 //! happens while a flight is under way keeps that flight's result out of the
 //! cache.
 //!
+//! # A shared tier
+//!
+//! Built with [`CachedVerifier::with_shared_tier`], the cache consults a
+//! [`SharedTier`] (e.g. Redis, feature `redis`) on a local miss, inside the
+//! single flight and before the inner verifier, and shares what the inner
+//! verifier answered; see [`crate::shared`]. A local hit never touches it.
+//!
 //! # Locks
 //!
 //! The cache is split in shards by token hash, each behind a
@@ -44,6 +51,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::shared::{RevocationSink, SharedLookup, SharedStats, SharedTier};
 use crate::types::Account;
 use crate::verify::{Refusal, Verifier};
 
@@ -184,13 +192,16 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups answered with a cached refusal.
     pub negative_hits: u64,
-    /// Lookups not answered from the cache (each either started an upstream
-    /// call or joined one: `misses = upstream_calls + coalesced`).
+    /// Lookups not answered from the cache (each started a flight, joined
+    /// one, or was refused as overloaded: once the flights are over,
+    /// `misses = upstream_calls + shared_hits + coalesced + overloaded`).
     pub misses: u64,
     /// Misses that waited for a flight already under way.
     pub coalesced: u64,
-    /// Upstream verifications started.
+    /// Upstream verifications made (counted when they answer).
     pub upstream_calls: u64,
+    /// Flights answered by the shared tier, with no upstream call.
+    pub shared_hits: u64,
     /// Entries pushed out by the capacity bound (positive and negative).
     pub evictions: u64,
     /// Entries removed because they had expired.
@@ -204,6 +215,8 @@ pub struct CacheStats {
     pub entries: u64,
     /// Refusals held now.
     pub negative_entries: u64,
+    /// The shared tier's counters, when there is one.
+    pub shared: Option<SharedStats>,
 }
 
 impl CacheStats {
@@ -260,8 +273,9 @@ pub struct CachedVerifier {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     verifier: Arc<dyn Verifier>,
+    shared: Option<Arc<dyn SharedTier>>,
     shards: Box<[Padded<Mutex<Shard>>]>,
     shard_mask: u64,
     ttl: Duration,
@@ -306,10 +320,18 @@ struct Counters {
     misses: u64,
     coalesced: u64,
     upstream_calls: u64,
+    shared_hits: u64,
     evictions: u64,
     expirations: u64,
     invalidations: u64,
     overloaded: u64,
+}
+
+/// Where a flight's answer came from.
+enum Source {
+    Upstream,
+    /// The shared tier, with the entry's remaining lifetime there.
+    Shared(Duration),
 }
 
 enum Step {
@@ -325,6 +347,27 @@ impl CachedVerifier {
 
     /// Wraps a shared verifier with a cache.
     pub fn from_arc(verifier: Arc<dyn Verifier>, config: CacheConfig) -> Self {
+        Self::build(verifier, config, None)
+    }
+
+    /// Wraps a shared verifier with a cache backed by a [`SharedTier`]
+    /// (consulted on local misses, told about upstream answers), and
+    /// attaches the tier to it (revocations it receives evict here).
+    pub fn with_shared_tier(
+        verifier: Arc<dyn Verifier>,
+        config: CacheConfig,
+        tier: Arc<dyn SharedTier>,
+    ) -> Self {
+        let cache = Self::build(verifier, config, Some(tier.clone()));
+        tier.attach(RevocationSink::new(Arc::downgrade(&cache.inner)));
+        cache
+    }
+
+    fn build(
+        verifier: Arc<dyn Verifier>,
+        config: CacheConfig,
+        shared: Option<Arc<dyn SharedTier>>,
+    ) -> Self {
         let shards = config.shard_count();
         let per_shard = |total: usize| {
             NonZeroUsize::new(total.div_ceil(shards).max(1)).unwrap_or(NonZeroUsize::MIN)
@@ -343,6 +386,7 @@ impl CachedVerifier {
         Self {
             inner: Arc::new(Inner {
                 verifier,
+                shared,
                 shards: shards_vec,
                 shard_mask: shards as u64 - 1,
                 ttl: config.ttl,
@@ -356,8 +400,25 @@ impl CachedVerifier {
         }
     }
 
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// How long a refusal is remembered (a shared tier keeps a logout's
+    /// refusal as long).
+    pub(crate) fn negative_ttl(&self) -> Duration {
+        self.inner.negative_ttl
+    }
+
+    /// The shared tier, if the cache has one. The admin client publishes
+    /// its revocations there.
+    pub fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
+        self.inner.shared.as_ref()
+    }
+
     /// Forgets one token, e.g. after a logout through another path. The
-    /// next request with it is verified upstream again.
+    /// next request with it is verified upstream again. Local only: the
+    /// admin client also tells the shared tier.
     pub fn evict_token(&self, token: &str) {
         self.inner.revoke_key(&token_hash(token), None);
     }
@@ -416,6 +477,7 @@ impl CachedVerifier {
             s.misses += c.misses;
             s.coalesced += c.coalesced;
             s.upstream_calls += c.upstream_calls;
+            s.shared_hits += c.shared_hits;
             s.evictions += c.evictions;
             s.expirations += c.expirations;
             s.invalidations += c.invalidations;
@@ -423,6 +485,7 @@ impl CachedVerifier {
             s.entries += shard.positive.len() as u64;
             s.negative_entries += shard.negative.len() as u64;
         }
+        s.shared = self.inner.shared.as_ref().map(|t| t.stats());
         s
     }
 
@@ -438,6 +501,7 @@ impl fmt::Debug for CachedVerifier {
             .field("shards", &self.inner.shards.len())
             .field("ttl", &self.inner.ttl)
             .field("negative_ttl", &self.inner.negative_ttl)
+            .field("shared_tier", &self.inner.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -499,7 +563,6 @@ impl Inner {
             shard.counters.overloaded += 1;
             return Step::Done(Err(Refusal::Overloaded));
         };
-        shard.counters.upstream_calls += 1;
         let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
         let flight = self.start_flight(key, id, token, slot);
         shard.flights.insert(key, (id, flight.clone()));
@@ -514,15 +577,38 @@ impl Inner {
         slot: FlightSlot,
     ) -> Flight {
         let verifier = self.verifier.clone();
+        let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
         let cache: Weak<Self> = Arc::downgrade(self);
         let token: Box<str> = token.into();
+        // Read before the shared lookup, so that a revocation received
+        // while it is under way keeps its answer out of the cache too.
         let epoch = self.epoch.load(Ordering::SeqCst);
         async move {
+            let mut ticket = None;
+            if let Some(tier) = &tier {
+                match tier.get(&key).await {
+                    SharedLookup::Found { answer, remaining } => {
+                        if let Some(cache) = cache.upgrade() {
+                            cache.complete(key, id, epoch, &answer, Source::Shared(remaining));
+                        }
+                        return answer;
+                    }
+                    SharedLookup::Missing { ticket: t } => ticket = Some(t),
+                    SharedLookup::Unavailable => {}
+                }
+            }
             let outcome = verifier.verify(&token).await;
             drop(slot);
-            if let Some(cache) = cache.upgrade() {
-                cache.complete(key, id, epoch, &outcome);
+            let kept = cache
+                .upgrade()
+                .and_then(|cache| cache.complete(key, id, epoch, &outcome, Source::Upstream));
+            if let (Some(tier), Some(ticket)) = (&tier, ticket) {
+                let (answer, ttl) = match kept {
+                    Some(ttl) => (Some(&outcome), ttl),
+                    None => (None, Duration::ZERO),
+                };
+                tier.store(&key, ticket, answer, ttl).await;
             }
             outcome
         }
@@ -530,7 +616,16 @@ impl Inner {
         .shared()
     }
 
-    fn complete(&self, key: TokenHash, id: u64, epoch: u64, outcome: &Outcome) {
+    /// Ends a flight: stores its answer unless a revocation happened since
+    /// it started. Returns the lifetime given to the stored entry, if any.
+    fn complete(
+        &self,
+        key: TokenHash,
+        id: u64,
+        epoch: u64,
+        outcome: &Outcome,
+        source: Source,
+    ) -> Option<Duration> {
         let now = Instant::now();
         let mut shard = self.shard(&key).lock();
         if shard
@@ -540,12 +635,23 @@ impl Inner {
         {
             shard.flights.remove(&key);
         }
+        let cap = match source {
+            Source::Upstream => {
+                shard.counters.upstream_calls += 1;
+                Duration::MAX
+            }
+            Source::Shared(remaining) => {
+                shard.counters.shared_hits += 1;
+                remaining
+            }
+        };
         if self.epoch.load(Ordering::SeqCst) != epoch {
-            return; // a revocation happened meanwhile
+            return None; // a revocation happened meanwhile
         }
         match outcome {
             Ok(account) if !self.ttl.is_zero() => {
-                let expires_at = now + self.lifetime(self.ttl, &key);
+                let lifetime = self.lifetime(self.ttl, &key).min(cap);
+                let expires_at = now + lifetime;
                 let evicted = shard.positive.push(
                     key,
                     Positive {
@@ -566,9 +672,11 @@ impl Inner {
                     .entry(account.id.as_str().into())
                     .or_default()
                     .push(key);
+                Some(lifetime)
             }
             Err(refusal) if refusal.is_definite() && !self.negative_ttl.is_zero() => {
-                let expires_at = now + self.lifetime(self.negative_ttl, &key);
+                let lifetime = self.lifetime(self.negative_ttl, &key).min(cap);
+                let expires_at = now + lifetime;
                 let evicted = shard.negative.push(
                     key,
                     Negative {
@@ -579,8 +687,9 @@ impl Inner {
                 if matches!(evicted, Some((old_key, _)) if old_key != key) {
                     shard.counters.evictions += 1;
                 }
+                Some(lifetime)
             }
-            _ => {}
+            _ => None,
         }
     }
 
@@ -666,6 +775,7 @@ impl Verifier for CachedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::Revocation;
     use std::sync::atomic::AtomicUsize;
 
     /// Accepts tokens starting with "ok", refuses "bad…" with 190, fails
@@ -785,6 +895,130 @@ mod tests {
         assert!(c.verify_now("ok1").is_none());
     }
 
+    /// A shared tier in memory: what a second instance would see.
+    #[derive(Debug, Default)]
+    struct MemoryTier {
+        entries: Mutex<HashMap<TokenHash, (Outcome, Duration)>>,
+        sinks: Mutex<Vec<RevocationSink>>,
+    }
+
+    impl SharedTier for MemoryTier {
+        fn attach(&self, sink: RevocationSink) {
+            self.sinks.lock().push(sink);
+        }
+        fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+            let found = self.entries.lock().get(key).cloned();
+            async move {
+                match found {
+                    Some((answer, remaining)) => SharedLookup::Found { answer, remaining },
+                    None => SharedLookup::Missing { ticket: 7 },
+                }
+            }
+            .boxed()
+        }
+        fn store<'a>(
+            &'a self,
+            key: &'a TokenHash,
+            ticket: u64,
+            answer: Option<&'a Outcome>,
+            ttl: Duration,
+        ) -> BoxFuture<'a, ()> {
+            assert_eq!(ticket, 7);
+            if let Some(answer) = answer {
+                self.entries.lock().insert(*key, (answer.clone(), ttl));
+            }
+            async {}.boxed()
+        }
+        fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+            if let Revocation::Token { hash, .. } = revocation {
+                self.entries.lock().remove(hash);
+                for sink in self.sinks.lock().iter() {
+                    sink.evict_hash(hash);
+                }
+            }
+            async {}.boxed()
+        }
+        fn stats(&self) -> SharedStats {
+            SharedStats::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_tier_answers_the_second_instance() {
+        let tier = Arc::new(MemoryTier::default());
+        let (up1, up2) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
+        let c1 =
+            CachedVerifier::with_shared_tier(up1.clone(), CacheConfig::default(), tier.clone());
+        let c2 =
+            CachedVerifier::with_shared_tier(up2.clone(), CacheConfig::default(), tier.clone());
+        c1.verify("ok1").await.unwrap();
+        assert!(c1.verify("bad").await.is_err());
+        assert!(c1.verify("down").await.is_err());
+        assert_eq!(
+            tier.entries.lock().len(),
+            2,
+            "accounts and definite refusals only"
+        );
+        c2.verify("ok1").await.unwrap();
+        assert!(matches!(
+            c2.verify("bad").await,
+            Err(Refusal::InvalidToken { .. })
+        ));
+        assert_eq!(up2.calls.load(Ordering::SeqCst), 0);
+        let s = c2.stats();
+        assert_eq!((s.shared_hits, s.upstream_calls, s.misses), (2, 0, 2));
+        assert!(s.shared.is_some());
+        assert!(c2.verify_now("ok1").is_some(), "kept locally");
+        // A revocation published by one instance evicts on the other.
+        tier.publish(&Revocation::Token {
+            hash: token_hash("ok1"),
+            refused: true,
+        })
+        .await;
+        assert!(c2.verify_now("ok1").is_none());
+    }
+
+    #[tokio::test]
+    async fn shared_copy_lives_no_longer_than_in_the_tier() {
+        let tier = Arc::new(MemoryTier::default());
+        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        tier.entries
+            .lock()
+            .insert(token_hash("ok1"), (account, Duration::from_millis(30)));
+        let (c, upstream) = {
+            let counting = Arc::new(Counting::default());
+            let c =
+                CachedVerifier::with_shared_tier(counting.clone(), CacheConfig::default(), tier);
+            (c, counting)
+        };
+        c.verify("ok1").await.unwrap();
+        assert!(c.verify_now("ok1").is_some());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(
+            c.verify_now("ok1").is_none(),
+            "expired with the tier's copy"
+        );
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn revocation_during_shared_lookup_is_not_stored() {
+        let tier = Arc::new(MemoryTier::default());
+        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        tier.entries
+            .lock()
+            .insert(token_hash("ok1"), (account, Duration::from_secs(60)));
+        let c = CachedVerifier::with_shared_tier(
+            Arc::new(Counting::default()),
+            CacheConfig::default(),
+            tier,
+        );
+        let flight = c.verify("ok1");
+        c.evict_hash(&token_hash("ok1")); // received from another instance
+        flight.await.unwrap();
+        assert!(c.verify_now("ok1").is_none());
+    }
+
     #[test]
     fn expiry_is_spread() {
         let (c, _) = cache(CacheConfig::default().ttl(Duration::from_secs(100)));
@@ -822,7 +1056,7 @@ mod tests {
         let pending: Vec<_> = tokens.iter().map(|t| c.verify(t)).collect();
         // Three flights started; the seven others were refused at once.
         let s = c.stats();
-        assert_eq!((s.upstream_calls, s.overloaded, s.misses), (3, 7, 10));
+        assert_eq!((s.overloaded, s.misses), (7, 10));
         gate.0.add_permits(10);
         let outcomes = futures::future::join_all(pending).await;
         let overloaded = outcomes
@@ -831,6 +1065,7 @@ mod tests {
             .count();
         assert_eq!(overloaded, 7);
         assert_eq!(gate.1.load(Ordering::SeqCst), 3);
+        assert_eq!(c.stats().upstream_calls, 3);
         // Slots are given back.
         assert!(c.verify("again").await.is_err());
         assert_eq!(c.stats().overloaded, 7);

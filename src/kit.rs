@@ -1,12 +1,15 @@
 //! Wiring: config → client → verifier → cache → middleware and admin client
 //! sharing the same cache, in one call.
 
+use std::sync::Arc;
+
 use crate::admin::AdminClient;
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
 use crate::error::Error;
 use crate::middleware::AccountKitAuth;
+use crate::shared::SharedTier;
 use crate::verify::{GraphVerifier, MissingApplication};
 
 /// Everything a server needs, built once (outside `HttpServer::new`) and
@@ -43,6 +46,7 @@ pub struct AccountKitBuilder {
     config: Config,
     cache: CacheConfig,
     missing_application: MissingApplication,
+    shared_tier: Option<Arc<dyn SharedTier>>,
 }
 
 impl AccountKitBuilder {
@@ -59,6 +63,15 @@ impl AccountKitBuilder {
         self
     }
 
+    /// A second cache tier shared with the other instances of the app,
+    /// which also carries revocations between them (e.g.
+    /// `actix_accountkit::redis::RedisTier`, feature `redis`). Default is
+    /// none: the cache is local to this process.
+    pub fn shared_tier(mut self, tier: impl SharedTier) -> Self {
+        self.shared_tier = Some(Arc::new(tier));
+        self
+    }
+
     /// Builds the client, the verifier, the cache, the middleware and the
     /// admin client.
     pub fn build(self) -> Result<AccountKit, Error> {
@@ -66,7 +79,11 @@ impl AccountKitBuilder {
         let verifier = GraphVerifier::builder(client.clone())
             .missing_application(self.missing_application)
             .build();
-        let cache = CachedVerifier::new(verifier, self.cache);
+        let verifier = Arc::new(verifier);
+        let cache = match self.shared_tier {
+            Some(tier) => CachedVerifier::with_shared_tier(verifier, self.cache, tier),
+            None => CachedVerifier::from_arc(verifier, self.cache),
+        };
         Ok(AccountKit {
             auth: AccountKitAuth::new(cache.clone()),
             admin: AdminClient::new(client.clone(), cache.clone()),
@@ -88,6 +105,7 @@ impl AccountKit {
             config,
             cache: CacheConfig::default(),
             missing_application: MissingApplication::default(),
+            shared_tier: None,
         }
     }
 

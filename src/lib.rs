@@ -45,6 +45,9 @@
 //! * [`admin`]: revocations that keep the cache consistent, and the
 //!   accounts listing; [`export`]: the listing as CSV (the documented export
 //!   script, with real quoting, retries and resumable failures).
+//! * [`shared`]: the hook for a second cache tier shared by several
+//!   instances, which also carries revocations between them; `redis`
+//!   (feature `redis`) implements it on Redis.
 //! * `testkit` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
 #![forbid(unsafe_code)]
@@ -61,6 +64,10 @@ pub mod export;
 pub mod extract;
 mod kit;
 pub mod middleware;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+pub mod shared;
 pub mod token;
 pub mod types;
 pub mod verify;

@@ -182,7 +182,10 @@ async fn hundred_thousand_requests_ten_thousand_tokens_capacity_thousand() {
         REQUESTS as u64,
         "every request reached the cache once"
     );
-    assert_eq!(s.misses, s.upstream_calls + s.coalesced + s.overloaded);
+    assert_eq!(
+        s.misses,
+        s.upstream_calls + s.shared_hits + s.coalesced + s.overloaded
+    );
     assert_eq!(
         s.upstream_calls,
         upstream.calls.load(Ordering::Relaxed) as u64

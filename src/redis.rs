@@ -1,0 +1,978 @@
+//! Several instances as one cache, through Redis: a [`SharedTier`] that
+//! shares verified tokens and broadcasts revocations.
+//!
+//! ```no_run
+//! use actix_accountkit::{config::Config, redis::RedisTier, AccountKit};
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("1234", "account-kit-app-secret").build()?;
+//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", config.app_id()).start()?;
+//! let kit = AccountKit::builder(config).shared_tier(redis.clone()).build()?;
+//! // ... serve kit as usual; redis.stats() says whether Redis is reachable.
+//! # let _ = kit; Ok(()) }
+//! ```
+//!
+//! # What it does
+//!
+//! * **Shared second-level cache.** On a local miss, the cache asks Redis
+//!   before Account Kit. Entries live under `{namespace}:{app_id}:t:{sha256
+//!   hex}` (the token itself never leaves the process), as JSON, with the
+//!   cache's TTL (`SET … PX`): the account for `ttl`, a definite refusal for
+//!   `negative_ttl`. A copy taken from Redis lives locally no longer than it
+//!   had left in Redis. An index `…:a:{account_id}` (a set of hashes, with
+//!   the longest TTL of its entries) lets a revocation by account find them.
+//! * **One upstream call per token for the fleet.** A miss in Redis takes a
+//!   short claim on the token; the other instances missing it meanwhile
+//!   poll Redis for the claimant's answer (up to
+//!   [`RedisTierBuilder::claim_wait`]) instead of asking Account Kit too.
+//! * **Revocation broadcast.** The admin client's logout, invalidate-all and
+//!   delete run one Lua script: drop the shared entries (a logged-out token
+//!   is replaced by a refusal for `negative_ttl`), bump a revocation counter
+//!   (`…:gen`), and publish on `…:revocations`. Every instance subscribes on a
+//!   dedicated connection and evicts locally; a verification in flight at
+//!   that moment is kept out of the cache (the cache's epoch guard), and a
+//!   shared entry is written only if the revocation counter did not move since
+//!   the lookup that missed it (so a slow verification cannot resurrect a
+//!   revoked token in Redis).
+//!
+//! # When Redis is unreachable
+//!
+//! Every call is bounded by [`RedisTierBuilder::timeout`]. While Redis is
+//! down (or slow), instances serve from their local caches and ask Account
+//! Kit on a miss; [`SharedStats::connected`] is `false` and
+//! [`SharedStats::errors`] counts the failures, logged with `tracing` (no
+//! token, no URL). A background task reconnects with exponential backoff up to
+//! [`RedisTierBuilder::max_backoff`]. Revocations made meanwhile are queued
+//! and published once Redis is back. An instance that may have missed
+//! revocations (its revocation counter does not match Redis's when it
+//! reconnects, or a message is missing from the sequence) empties its local
+//! cache ([`SharedStats::resyncs`]).
+//!
+//! # Threads
+//!
+//! The Redis connections live on a small background thread with its own
+//! Tokio runtime (`accountkit-redis`), so the tier works from any executor
+//! and outlives any one actix worker; it stops when the last [`RedisTier`]
+//! clone is dropped. Standalone Redis only (the scripts touch keys they
+//! compute; not Redis Cluster).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use ::redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use futures::future::{BoxFuture, FutureExt};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Notify};
+
+use crate::cache::TokenHash;
+use crate::shared::{Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+use crate::types::Account;
+use crate::verify::Refusal;
+
+/// First part of every key and of the channel name. Default is
+/// `accountkit`.
+pub const DEFAULT_NAMESPACE: &str = "accountkit";
+/// Bound of every Redis call. Default is 250 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Longest wait between two reconnection attempts. Default is 2 s.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait for another instance's verification of the same token.
+/// Default is 2 s.
+pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(2);
+/// Interval of the subscription's liveness check (`PING`). Default is 5 s.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Revocations queued while Redis is unreachable. Default is 10,000.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
+
+/// First wait before reconnecting.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Interval between two looks at another instance's claim.
+const CLAIM_POLL: Duration = Duration::from_millis(5);
+
+/// Why a [`RedisTier`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The URL is not a Redis URL (its text is not repeated: it may hold a
+    /// password).
+    #[error("invalid Redis URL (expected redis://[:password@]host[:port][/db])")]
+    InvalidUrl,
+    /// The app id is empty or not decimal.
+    #[error("the app id must be the decimal Facebook app id")]
+    InvalidAppId,
+    /// The namespace is empty or holds whitespace.
+    #[error("the Redis namespace must be non-empty and without whitespace")]
+    InvalidNamespace,
+    /// The background thread or its runtime could not be started.
+    #[error("could not start the Redis background thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Builder of [`RedisTier`].
+pub struct RedisTierBuilder {
+    url: SecretString,
+    app_id: String,
+    namespace: String,
+    timeout: Duration,
+    max_backoff: Duration,
+    claim_wait: Duration,
+    health_interval: Duration,
+    max_pending: usize,
+}
+
+impl fmt::Debug for RedisTierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTierBuilder")
+            .field("url", &"[redacted]")
+            .field("app_id", &self.app_id)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTierBuilder {
+    /// First part of the keys and channel name; the app id follows it, so
+    /// that two apps sharing a Redis never share entries. Default is
+    /// [`DEFAULT_NAMESPACE`].
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Bound of every Redis call (a slower answer counts as a failure and
+    /// the request falls through to the local cache or Account Kit).
+    /// Default is [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Longest wait between two reconnection attempts (the wait starts at
+    /// 50 ms and doubles). Default is [`DEFAULT_MAX_BACKOFF`].
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max.max(MIN_BACKOFF);
+        self
+    }
+
+    /// Longest wait for another instance that is verifying the same token
+    /// (then this instance asks Account Kit itself); zero turns the wait
+    /// off. Default is [`DEFAULT_CLAIM_WAIT`].
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
+        self
+    }
+
+    /// Interval of the subscription's liveness check. Default is
+    /// [`DEFAULT_HEALTH_INTERVAL`].
+    pub fn health_interval(mut self, interval: Duration) -> Self {
+        self.health_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Revocations kept for publication while Redis is unreachable (the
+    /// oldest are dropped beyond it, with a warning). Default is
+    /// [`DEFAULT_MAX_PENDING`].
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n.max(1);
+        self
+    }
+
+    /// Starts the background thread, which connects (and reconnects) on its
+    /// own: this returns at once, even if Redis is unreachable.
+    pub fn start(self) -> Result<RedisTier, RedisError> {
+        let client = Client::open(self.url.expose_secret()).map_err(|_| RedisError::InvalidUrl)?;
+        if self.app_id.is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RedisError::InvalidAppId);
+        }
+        if self.namespace.is_empty() || self.namespace.chars().any(char::is_whitespace) {
+            return Err(RedisError::InvalidNamespace);
+        }
+        let ns = format!("{}:{}", self.namespace, self.app_id);
+        let state = Arc::new(State {
+            client,
+            keys: Keys {
+                gen: format!("{ns}:gen"),
+                token: format!("{ns}:t:"),
+                account: format!("{ns}:a:"),
+                claim: format!("{ns}:c:"),
+                channel: format!("{ns}:revocations"),
+            },
+            sender: instance_id(),
+            timeout: self.timeout,
+            max_backoff: self.max_backoff,
+            claim_wait: self.claim_wait,
+            health_interval: self.health_interval,
+            max_pending: self.max_pending,
+            scripts: Scripts::new(),
+            conn: Mutex::new(None),
+            sinks: Mutex::new(Vec::new()),
+            pending: Mutex::new(VecDeque::new()),
+            last_gen: Mutex::new(None),
+            kick: Notify::new(),
+            connected: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RedisError::Thread)?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel();
+        let background = state.clone();
+        std::thread::Builder::new()
+            .name("accountkit-redis".into())
+            .spawn(move || runtime.block_on(background.run(stopped)))
+            .map_err(RedisError::Thread)?;
+        Ok(RedisTier {
+            inner: Arc::new(TierHandle {
+                state,
+                runtime: handle,
+                _stop: stop,
+            }),
+        })
+    }
+}
+
+/// The Redis [`SharedTier`]: shared verified tokens and revocation
+/// broadcast. Cheap to clone; clones share the connections. See the
+/// [module docs](self).
+///
+/// ```no_run
+/// use actix_accountkit::redis::RedisTier;
+/// use std::time::Duration;
+///
+/// # fn run() -> Result<(), actix_accountkit::redis::RedisError> {
+/// let redis = RedisTier::builder("redis://:password@redis.internal:6379/0", "1234")
+///     .timeout(Duration::from_millis(100))
+///     .start()?;
+/// println!("{:?}", redis.stats()); // connected, errors, revocations_…
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTier {
+    inner: Arc<TierHandle>,
+}
+
+struct TierHandle {
+    state: Arc<State>,
+    runtime: tokio::runtime::Handle,
+    /// Dropped with the last clone: the background thread then stops.
+    _stop: oneshot::Sender<()>,
+}
+
+impl fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = &self.inner.state;
+        f.debug_struct("RedisTier")
+            .field("channel", &state.keys.channel)
+            .field("connected", &state.connected.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTier {
+    /// A builder for the Redis at `url` (`redis://[:password@]host[:port][/db]`;
+    /// kept secret), for the app `app_id`.
+    pub fn builder(url: impl Into<String>, app_id: impl Into<String>) -> RedisTierBuilder {
+        RedisTierBuilder {
+            url: SecretString::from(url.into()),
+            app_id: app_id.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            claim_wait: DEFAULT_CLAIM_WAIT,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+            max_pending: DEFAULT_MAX_PENDING,
+        }
+    }
+
+    /// The counters (also in `CachedVerifier::stats().shared`).
+    pub fn stats(&self) -> SharedStats {
+        self.inner.state.stats()
+    }
+
+    /// Runs `work` on the background runtime (where the connections live);
+    /// `None` if that runtime is gone.
+    async fn on_background<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.inner.runtime.spawn(work).await.ok()
+    }
+}
+
+impl SharedTier for RedisTier {
+    fn attach(&self, sink: RevocationSink) {
+        self.inner.state.sinks.lock().push(sink);
+    }
+
+    fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+        let state = self.inner.state.clone();
+        let hex = hex::encode(key);
+        async move {
+            self.on_background(state.lookup(hex))
+                .await
+                .unwrap_or(SharedLookup::Unavailable)
+        }
+        .boxed()
+    }
+
+    fn store<'a>(
+        &'a self,
+        key: &'a TokenHash,
+        ticket: u64,
+        answer: Option<&'a Answer>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, ()> {
+        let state = self.inner.state.clone();
+        let hex = hex::encode(key);
+        let entry = answer.and_then(Entry::from_answer);
+        async move {
+            self.on_background(state.store(hex, ticket, entry, ttl))
+                .await;
+        }
+        .boxed()
+    }
+
+    fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+        let state = self.inner.state.clone();
+        let revocation = revocation.clone();
+        async move {
+            let background = state.clone();
+            let queued = revocation.clone();
+            let published = self
+                .on_background(async move { background.publish(&revocation).await })
+                .await
+                .unwrap_or(false);
+            if !published {
+                state.enqueue(queued);
+            }
+        }
+        .boxed()
+    }
+
+    fn stats(&self) -> SharedStats {
+        self.inner.state.stats()
+    }
+}
+
+struct Keys {
+    gen: String,
+    token: String,
+    account: String,
+    claim: String,
+    channel: String,
+}
+
+struct Scripts {
+    lookup: Script,
+    store: Script,
+    revoke_token: Script,
+    revoke_account: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            // KEYS: gen, entry, claim. ARGV: claim ms, sender.
+            // → {gen, entry or '', pttl | 1 if claimed | 0}
+            lookup: Script::new(
+                r"
+local g = redis.call('GET', KEYS[1]) or '0'
+local v = redis.call('GET', KEYS[2])
+if v then return {g, v, redis.call('PTTL', KEYS[2])} end
+if tonumber(ARGV[1]) > 0 and not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {g, '', 0}
+end
+return {g, '', 1}
+",
+            ),
+            // KEYS: gen, entry, account index, claim.
+            // ARGV: ticket, value or '', ttl ms, hash hex, '1' if indexed, sender.
+            store: Script::new(
+                r"
+if ARGV[2] ~= '' and (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  if ARGV[5] == '1' then
+    redis.call('SADD', KEYS[3], ARGV[4])
+    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then
+      redis.call('PEXPIRE', KEYS[3], ARGV[3])
+    end
+  end
+end
+if redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
+return 1
+",
+            ),
+            // KEYS: gen, entry. ARGV: channel, sender, hash hex, '1' if
+            // refused, negative ttl ms, refusal value.
+            revoke_token: Script::new(
+                r"
+local g = redis.call('INCR', KEYS[1])
+local kind = 't'
+if ARGV[4] == '1' and tonumber(ARGV[5]) > 0 then
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[5])
+  kind = 'r'
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. g .. ' ' .. kind .. ' ' .. ARGV[3])
+return g
+",
+            ),
+            // KEYS: gen, account index. ARGV: channel, sender, entry key
+            // prefix, account id.
+            revoke_account: Script::new(
+                r"
+local g = redis.call('INCR', KEYS[1])
+for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', ARGV[3] .. h)
+end
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. g .. ' a ' .. ARGV[4])
+return g
+",
+            ),
+        }
+    }
+}
+
+/// What is stored in Redis under a token hash.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Account { account: Account },
+    InvalidToken { subcode: Option<i64> },
+    WrongApp,
+}
+
+impl Entry {
+    fn from_answer(answer: &Answer) -> Option<Self> {
+        match answer {
+            Ok(account) => Some(Entry::Account {
+                account: Account::clone(account),
+            }),
+            Err(Refusal::InvalidToken { subcode }) => {
+                Some(Entry::InvalidToken { subcode: *subcode })
+            }
+            Err(Refusal::WrongApp) => Some(Entry::WrongApp),
+            Err(_) => None,
+        }
+    }
+
+    fn into_answer(self) -> Answer {
+        match self {
+            Entry::Account { account } => Ok(Arc::new(account)),
+            Entry::InvalidToken { subcode } => Err(Refusal::InvalidToken { subcode }),
+            Entry::WrongApp => Err(Refusal::WrongApp),
+        }
+    }
+
+    fn account_id(&self) -> Option<&str> {
+        match self {
+            Entry::Account { account } => Some(&account.id),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the background thread and the callers share.
+struct State {
+    client: Client,
+    keys: Keys,
+    /// This instance's id in published messages (its own are not applied
+    /// twice).
+    sender: String,
+    timeout: Duration,
+    max_backoff: Duration,
+    claim_wait: Duration,
+    health_interval: Duration,
+    max_pending: usize,
+    scripts: Scripts,
+    /// The command connection while the subscription is up; `None` while
+    /// Redis is unreachable (calls then fail at once, without waiting).
+    conn: Mutex<Option<MultiplexedConnection>>,
+    sinks: Mutex<Vec<RevocationSink>>,
+    pending: Mutex<VecDeque<Revocation>>,
+    /// The revocation counter as last seen (messages carry it).
+    last_gen: Mutex<Option<u64>>,
+    /// A command found the connection broken: start over.
+    kick: Notify,
+    connected: AtomicBool,
+    errors: AtomicU64,
+    published: AtomicU64,
+    received: AtomicU64,
+    resyncs: AtomicU64,
+}
+
+/// Why a call gave no answer.
+enum Failure {
+    NotConnected,
+    Redis(::redis::RedisError),
+    Timeout,
+    Unreadable,
+}
+
+impl State {
+    fn stats(&self) -> SharedStats {
+        SharedStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            revocations_published: self.published.load(Ordering::Relaxed),
+            revocations_received: self.received.load(Ordering::Relaxed),
+            revocations_pending: self.pending.lock().len() as u64,
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn conn(&self) -> Result<MultiplexedConnection, Failure> {
+        self.conn.lock().clone().ok_or(Failure::NotConnected)
+    }
+
+    /// `work` bounded by the timeout.
+    async fn bounded<T>(&self, work: impl Future<Output = RedisResult<T>>) -> Result<T, Failure> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Failure::Redis(e)),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// Counts and logs a failed call (not a missing connection: that is
+    /// logged once, by the background task).
+    fn failed(&self, what: &'static str, failure: &Failure) {
+        match failure {
+            Failure::NotConnected => {}
+            Failure::Redis(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "Redis {what} failed");
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    self.kick.notify_one();
+                }
+            }
+            Failure::Timeout => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(timeout = ?self.timeout, "Redis {what} timed out");
+            }
+            Failure::Unreadable => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("Redis {what}: unreadable entry, ignored");
+            }
+        }
+    }
+
+    /// A shared answer, or a ticket to store one; waits (bounded) while
+    /// another instance verifies the same token.
+    async fn lookup(self: Arc<Self>, hex: String) -> SharedLookup {
+        let deadline = Instant::now() + self.claim_wait;
+        loop {
+            match self.lookup_once(&hex).await {
+                Ok(Looked::Found(answer, remaining)) => {
+                    return SharedLookup::Found { answer, remaining }
+                }
+                Ok(Looked::Claimed(ticket)) => return SharedLookup::Missing { ticket },
+                Ok(Looked::Busy(ticket)) if Instant::now() >= deadline => {
+                    return SharedLookup::Missing { ticket }
+                }
+                Ok(Looked::Busy(_)) => tokio::time::sleep(CLAIM_POLL).await,
+                Err(failure) => {
+                    self.failed("lookup", &failure);
+                    return SharedLookup::Unavailable;
+                }
+            }
+        }
+    }
+
+    async fn lookup_once(&self, hex: &str) -> Result<Looked, Failure> {
+        let mut conn = self.conn()?;
+        let claim_ms = self.claim_wait.as_millis().min(u64::MAX as u128) as u64;
+        let mut call = self.scripts.lookup.prepare_invoke();
+        call.key(&self.keys.gen)
+            .key(format!("{}{hex}", self.keys.token))
+            .key(format!("{}{hex}", self.keys.claim))
+            .arg(claim_ms)
+            .arg(&self.sender);
+        let (gen, value, n): (String, String, i64) =
+            self.bounded(call.invoke_async(&mut conn)).await?;
+        let ticket = gen.parse::<u64>().map_err(|_| Failure::Unreadable)?;
+        if value.is_empty() {
+            return Ok(if n == 1 {
+                Looked::Claimed(ticket)
+            } else {
+                Looked::Busy(ticket)
+            });
+        }
+        let entry: Entry = serde_json::from_str(&value).map_err(|_| Failure::Unreadable)?;
+        // PTTL is the entry's remaining lifetime (ms); anything else means
+        // no expiry was set by us: do not trust it.
+        let remaining = u64::try_from(n)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .ok_or(Failure::Unreadable)?;
+        Ok(Looked::Found(
+            entry.into_answer(),
+            Duration::from_millis(remaining),
+        ))
+    }
+
+    async fn store(self: Arc<Self>, hex: String, ticket: u64, entry: Option<Entry>, ttl: Duration) {
+        let result = async {
+            let mut conn = self.conn()?;
+            let value = match &entry {
+                Some(entry) => serde_json::to_string(entry).map_err(|_| Failure::Unreadable)?,
+                None => String::new(),
+            };
+            let account = entry.as_ref().and_then(Entry::account_id);
+            let ttl_ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
+            let mut call = self.scripts.store.prepare_invoke();
+            call.key(&self.keys.gen)
+                .key(format!("{}{hex}", self.keys.token))
+                .key(format!("{}{}", self.keys.account, account.unwrap_or("")))
+                .key(format!("{}{hex}", self.keys.claim))
+                .arg(ticket.to_string())
+                .arg(value)
+                .arg(ttl_ms)
+                .arg(&hex)
+                .arg(if account.is_some() { "1" } else { "0" })
+                .arg(&self.sender);
+            self.bounded(call.invoke_async::<i64>(&mut conn)).await
+        }
+        .await;
+        if let Err(failure) = result {
+            self.failed("store", &failure);
+        }
+    }
+
+    /// Publishes one revocation; `false` if it could not be (to be queued).
+    async fn publish(&self, revocation: &Revocation) -> bool {
+        let result = async {
+            let mut conn = self.conn()?;
+            let mut call;
+            match revocation {
+                Revocation::Token { hash, refused } => {
+                    let hex = hex::encode(hash);
+                    let negative_ttl = self.negative_ttl();
+                    let tombstone = serde_json::to_string(&Entry::InvalidToken { subcode: None })
+                        .map_err(|_| Failure::Unreadable)?;
+                    call = self.scripts.revoke_token.prepare_invoke();
+                    call.key(&self.keys.gen)
+                        .key(format!("{}{hex}", self.keys.token))
+                        .arg(&self.keys.channel)
+                        .arg(&self.sender)
+                        .arg(hex)
+                        .arg(if *refused { "1" } else { "0" })
+                        .arg(negative_ttl.as_millis().min(u64::MAX as u128) as u64)
+                        .arg(tombstone);
+                }
+                Revocation::Account { id } => {
+                    call = self.scripts.revoke_account.prepare_invoke();
+                    call.key(&self.keys.gen)
+                        .key(format!("{}{id}", self.keys.account))
+                        .arg(&self.keys.channel)
+                        .arg(&self.sender)
+                        .arg(&self.keys.token)
+                        .arg(id);
+                }
+            }
+            self.bounded(call.invoke_async::<u64>(&mut conn)).await
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                self.published.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(failure) => {
+                self.failed("revocation publish", &failure);
+                false
+            }
+        }
+    }
+
+    /// The attached caches' negative TTL (how long a logged-out token stays
+    /// a refusal in Redis).
+    fn negative_ttl(&self) -> Duration {
+        self.sinks
+            .lock()
+            .iter()
+            .find_map(RevocationSink::negative_ttl)
+            .unwrap_or(crate::cache::DEFAULT_NEGATIVE_TTL)
+    }
+
+    fn enqueue(&self, revocation: Revocation) {
+        let mut pending = self.pending.lock();
+        if pending.len() >= self.max_pending {
+            pending.pop_front();
+            tracing::warn!(
+                max = self.max_pending,
+                "Redis unreachable: too many revocations waiting, the oldest is dropped \
+                 (other instances keep it until their TTL)"
+            );
+        }
+        pending.push_back(revocation);
+    }
+
+    /// Publishes the queued revocations; `false` at the first failure.
+    async fn flush_pending(&self) -> bool {
+        loop {
+            let Some(next) = self.pending.lock().pop_front() else {
+                return true;
+            };
+            if !self.publish(&next).await {
+                self.pending.lock().push_front(next);
+                return false;
+            }
+        }
+    }
+
+    /// Applies `f` to every live cache, forgetting the dead ones.
+    fn each_cache(&self, f: impl Fn(&RevocationSink) -> bool) {
+        self.sinks.lock().retain(|sink| f(sink));
+    }
+
+    fn resync(&self, why: &'static str) {
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("{why}: revocations may have been missed, local cache emptied");
+        self.each_cache(RevocationSink::clear);
+    }
+
+    /// The background task: connect, subscribe, apply revocations; on any
+    /// loss, back off and start over. Ends when the tier is dropped.
+    async fn run(self: Arc<Self>, mut stop: oneshot::Receiver<()>) {
+        let mut backoff = MIN_BACKOFF;
+        let mut failures = 0u64;
+        loop {
+            let session = async {
+                match self.connect(failures > 0).await {
+                    Ok((sink, stream)) => {
+                        backoff = MIN_BACKOFF;
+                        failures = 0;
+                        self.session(sink, stream).await;
+                    }
+                    Err(failure) => {
+                        failures += 1;
+                        if failures == 1 {
+                            self.failed("connection", &failure);
+                        } else {
+                            self.errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(attempt = failures, "Redis still unreachable");
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                () = session => {}
+            }
+            if self.connected.swap(false, Ordering::SeqCst) {
+                tracing::warn!("Redis connection lost: serving from the local cache, reconnecting");
+            }
+            *self.conn.lock() = None;
+            tokio::select! {
+                _ = &mut stop => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.max_backoff);
+        }
+        self.connected.store(false, Ordering::SeqCst);
+        *self.conn.lock() = None;
+    }
+
+    /// Opens both connections, subscribes, checks for missed revocations
+    /// and publishes the queued ones.
+    async fn connect(&self, after_failures: bool) -> Result<(PubSubSink, PubSubStream), Failure> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut conn = self
+            .bounded(
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config),
+            )
+            .await?;
+        let (mut sink, stream) = self.bounded(self.client.get_async_pubsub()).await?.split();
+        self.bounded(sink.subscribe(&self.keys.channel)).await?;
+        // Read after subscribing: a revocation published in between is
+        // both counted here and received.
+        let gen: Option<u64> = self
+            .bounded(
+                ::redis::cmd("GET")
+                    .arg(&self.keys.gen)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let gen = gen.unwrap_or(0);
+        let previous = self.last_gen.lock().replace(gen);
+        let missed = match previous {
+            Some(previous) => previous != gen,
+            // Served without Redis before this first connection.
+            None => after_failures,
+        };
+        if missed {
+            self.resync("Redis reconnected");
+        }
+        // A kick left by a failure on the previous connection is stale.
+        let _ = self.kick.notified().now_or_never();
+        *self.conn.lock() = Some(conn);
+        self.connected.store(true, Ordering::SeqCst);
+        tracing::info!(channel = %self.keys.channel, "Redis connected");
+        self.flush_pending().await;
+        Ok((sink, stream))
+    }
+
+    async fn session(&self, mut sink: PubSubSink, mut stream: PubSubStream) {
+        let mut health = tokio::time::interval(self.health_interval);
+        health.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => self.received_message(message.get_payload_bytes()),
+                    None => return,
+                },
+                _ = health.tick() => {
+                    if let Err(failure) = self.bounded(sink.ping::<String>()).await {
+                        self.failed("liveness check", &failure);
+                        return;
+                    }
+                    if !self.pending.lock().is_empty() && !self.flush_pending().await {
+                        return;
+                    }
+                }
+                () = self.kick.notified() => return,
+            }
+        }
+    }
+
+    /// `"{sender} {gen} {t|r|a} {hash hex | account id}"`.
+    fn received_message(&self, payload: &[u8]) {
+        let Some((sender, gen, kind, subject)) = parse_message(payload) else {
+            tracing::debug!("unreadable message on the revocation channel, ignored");
+            return;
+        };
+        let gap = {
+            let mut last = self.last_gen.lock();
+            let gap = matches!(*last, Some(l) if gen > l.saturating_add(1));
+            if last.map_or(true, |l| gen > l) {
+                *last = Some(gen);
+            }
+            gap
+        };
+        if gap {
+            self.resync("revocation feed gap");
+        }
+        if sender == self.sender {
+            return; // ours: already applied locally
+        }
+        self.received.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            "t" | "r" => {
+                let mut hash: TokenHash = [0; 32];
+                if hex::decode_to_slice(subject, &mut hash).is_err() {
+                    tracing::debug!("unreadable token hash on the revocation channel");
+                    return;
+                }
+                self.each_cache(|cache| cache.evict_hash(&hash));
+            }
+            "a" => self.each_cache(|cache| cache.evict_account(subject)),
+            _ => tracing::debug!("unknown revocation kind, ignored"),
+        }
+    }
+}
+
+enum Looked {
+    Found(Answer, Duration),
+    /// Nothing stored; this instance holds the claim.
+    Claimed(u64),
+    /// Nothing stored; another instance is verifying it.
+    Busy(u64),
+}
+
+fn parse_message(payload: &[u8]) -> Option<(&str, u64, &str, &str)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(4, ' ');
+    let sender = parts.next()?;
+    let gen = parts.next()?.parse().ok()?;
+    let kind = parts.next()?;
+    let subject = parts.next()?;
+    Some((sender, gen, kind, subject))
+}
+
+/// A process-unique id, without a random-number dependency.
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(now.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_parse() {
+        assert_eq!(
+            parse_message(b"abc 12 a 1234567890"),
+            Some(("abc", 12, "a", "1234567890"))
+        );
+        assert_eq!(parse_message(b"abc x a 1"), None);
+        assert_eq!(parse_message(b"abc 1 a"), None);
+        assert_eq!(parse_message(&[0xff, 0x20]), None);
+    }
+
+    #[test]
+    fn entries_round_trip_and_hide_nothing_else() {
+        let account = Account::new("1000000000000001").with_application("1234");
+        for answer in [
+            Ok(Arc::new(account)),
+            Err(Refusal::InvalidToken { subcode: Some(467) }),
+            Err(Refusal::WrongApp),
+        ] {
+            let entry = Entry::from_answer(&answer).unwrap();
+            let text = serde_json::to_string(&entry).unwrap();
+            let back: Entry = serde_json::from_str(&text).unwrap();
+            assert_eq!(format!("{:?}", back.into_answer()), format!("{answer:?}"));
+        }
+        let unavailable: Answer = Err(Refusal::Unavailable(Arc::new(
+            crate::Error::InvalidAccountId,
+        )));
+        assert!(Entry::from_answer(&unavailable).is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_refused_without_echoing_the_url() {
+        let e = RedisTier::builder("http://:hunter2@x", "1")
+            .start()
+            .unwrap_err();
+        assert!(matches!(e, RedisError::InvalidUrl));
+        assert!(!e.to_string().contains("hunter2"));
+        let e = RedisTier::builder("redis://127.0.0.1/", "12a")
+            .start()
+            .unwrap_err();
+        assert!(matches!(e, RedisError::InvalidAppId));
+        let b = RedisTier::builder("redis://:hunter2@127.0.0.1/", "1");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn ids_differ() {
+        assert_ne!(instance_id(), instance_id());
+    }
+}

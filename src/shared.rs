@@ -1,0 +1,235 @@
+//! A second cache tier shared by several instances, and the revocations
+//! they exchange: the hook [`CachedVerifier`]
+//! and [`AdminClient`](crate::admin::AdminClient) call, whatever the backend.
+//!
+//! The crate ships one implementation behind the `redis` feature
+//! (`actix_accountkit::redis::RedisTier`); implement [`SharedTier`] to use
+//! another store.
+//!
+//! # Where the cache calls it
+//!
+//! * On a local miss, inside the single flight, **before** the inner
+//!   verifier: [`SharedTier::get`]. A [`SharedLookup::Found`] answer is
+//!   stored locally (for no longer than it remains valid in the tier) and
+//!   no upstream call is made.
+//! * After an upstream answer, still inside the flight:
+//!   [`SharedTier::store`], with the ticket of the lookup, the answer if the
+//!   cache kept it (accounts for the positive TTL, definite refusals for the
+//!   negative TTL) or `None` (nothing to share: release the ticket).
+//! * A local hit ([`Verifier::verify_now`](crate::verify::Verifier::verify_now))
+//!   never calls the tier.
+//!
+//! # Revocations
+//!
+//! The admin client revokes locally, then hands the revocation to
+//! [`SharedTier::publish`], which must drop the shared entries and tell the
+//! other instances. A tier hands what it receives from the other instances to
+//! the [`RevocationSink`] it was given in [`SharedTier::attach`]; the sink
+//! evicts locally, and the cache's epoch guard keeps any verification in
+//! flight at that moment out of the cache.
+//!
+//! Every method must be bounded in time and must not fail: a tier that cannot
+//! answer says [`SharedLookup::Unavailable`] and the cache asks upstream.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::cache::{CachedVerifier, Inner, TokenHash};
+use crate::types::Account;
+use crate::verify::Refusal;
+
+/// What a tier stores: a verified account, or a definite refusal
+/// ([`Refusal::is_definite`]); never a transient failure.
+pub type Answer = Result<Arc<Account>, Refusal>;
+
+/// A second-level cache shared by several instances, which also carries
+/// revocations between them.
+///
+/// Object-safe: the cache holds an `Arc<dyn SharedTier>`.
+///
+/// ```
+/// use actix_accountkit::cache::TokenHash;
+/// use actix_accountkit::shared::{Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+/// use futures::future::{BoxFuture, FutureExt};
+/// use std::time::Duration;
+///
+/// /// A tier that knows nothing and tells no one (what the cache does without a tier).
+/// #[derive(Debug)]
+/// struct Nowhere;
+///
+/// impl SharedTier for Nowhere {
+///     fn attach(&self, _sink: RevocationSink) {}
+///     fn get<'a>(&'a self, _key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+///         async { SharedLookup::Unavailable }.boxed()
+///     }
+///     fn store<'a>(&'a self, _key: &'a TokenHash, _ticket: u64, _answer: Option<&'a Answer>, _ttl: Duration) -> BoxFuture<'a, ()> {
+///         async {}.boxed()
+///     }
+///     fn publish<'a>(&'a self, _revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+///         async {}.boxed()
+///     }
+///     fn stats(&self) -> SharedStats {
+///         SharedStats::default()
+///     }
+/// }
+/// ```
+pub trait SharedTier: Send + Sync + fmt::Debug + 'static {
+    /// Called by each cache the tier is attached to, once, when the cache is
+    /// built: revocations received from other instances go to `sink`.
+    fn attach(&self, sink: RevocationSink);
+
+    /// The answer stored for a token hash, or a ticket for storing one.
+    fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup>;
+
+    /// After an upstream answer to a [`SharedLookup::Missing`] lookup:
+    /// stores `answer` for `ttl` (unless a revocation happened since the
+    /// lookup that issued `ticket`), or, with `None`, only releases the
+    /// ticket.
+    fn store<'a>(
+        &'a self,
+        key: &'a TokenHash,
+        ticket: u64,
+        answer: Option<&'a Answer>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, ()>;
+
+    /// Drops the shared entries a revocation made here concerns and tells
+    /// the other instances. Called after the local revocation.
+    fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()>;
+
+    /// The tier's counters.
+    fn stats(&self) -> SharedStats;
+}
+
+/// The result of [`SharedTier::get`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SharedLookup {
+    /// Another instance verified (or refused) this token.
+    Found {
+        /// The stored answer.
+        answer: Answer,
+        /// How long it remains valid in the tier; the local copy lives no
+        /// longer.
+        remaining: Duration,
+    },
+    /// Nothing stored: verify upstream, then call [`SharedTier::store`]
+    /// with this ticket.
+    Missing {
+        /// Opaque to the cache; handed back to [`SharedTier::store`].
+        ticket: u64,
+    },
+    /// The tier could not answer (unreachable, timed out, unreadable
+    /// entry): verify upstream and store nothing.
+    Unavailable,
+}
+
+/// A revocation made on this instance, for the other instances.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// One token (logout).
+    Token {
+        /// SHA-256 of the token ([`token_hash`](crate::cache::token_hash)).
+        hash: TokenHash,
+        /// `true` when the token is known dead (remember it as refused),
+        /// `false` when it is only forgotten (the logout call failed).
+        refused: bool,
+    },
+    /// Every token of an account (invalidate-all, delete).
+    Account {
+        /// The account id.
+        id: String,
+    },
+}
+
+impl fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // A prefix of the hash is enough to correlate logs.
+            Revocation::Token { hash, refused } => f
+                .debug_struct("Token")
+                .field("hash", &format_args!("{}…", hex::encode(&hash[..4])))
+                .field("refused", refused)
+                .finish(),
+            Revocation::Account { id } => f.debug_struct("Account").field("id", id).finish(),
+        }
+    }
+}
+
+/// A shared tier's counters, part of [`CacheStats`](crate::cache::CacheStats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SharedStats {
+    /// Whether the tier is reachable now (for Redis: the subscription is up).
+    pub connected: bool,
+    /// Calls that failed or timed out (each fell through to a local or
+    /// upstream answer).
+    pub errors: u64,
+    /// Revocations made here and delivered to the other instances.
+    pub revocations_published: u64,
+    /// Revocations received from the other instances.
+    pub revocations_received: u64,
+    /// Revocations made here while the tier was unreachable, waiting to be
+    /// published when it is back.
+    pub revocations_pending: u64,
+    /// Times the local cache was emptied because revocations may have been
+    /// missed (a gap in the revocation feed).
+    pub resyncs: u64,
+}
+
+/// Where a tier delivers the revocations it receives: a weak handle on one
+/// cache (it does not keep the cache alive).
+#[derive(Clone)]
+pub struct RevocationSink {
+    cache: Weak<Inner>,
+}
+
+impl RevocationSink {
+    pub(crate) fn new(cache: Weak<Inner>) -> Self {
+        Self { cache }
+    }
+
+    fn cache(&self) -> Option<CachedVerifier> {
+        self.cache.upgrade().map(CachedVerifier::from_inner)
+    }
+
+    /// Forgets a token by its hash; `false` if the cache is gone.
+    pub fn evict_hash(&self, hash: &TokenHash) -> bool {
+        self.cache().map(|c| c.evict_hash(hash)).is_some()
+    }
+
+    /// Forgets every cached token of an account; `false` if the cache is
+    /// gone.
+    pub fn evict_account(&self, account_id: &str) -> bool {
+        self.cache().map(|c| c.evict_account(account_id)).is_some()
+    }
+
+    /// Empties the cache (after revocations may have been missed); `false`
+    /// if the cache is gone.
+    pub fn clear(&self) -> bool {
+        self.cache().map(|c| c.clear()).is_some()
+    }
+
+    /// The cache's negative TTL (how long a revoked token is remembered as
+    /// refused), or `None` if the cache is gone.
+    pub fn negative_ttl(&self) -> Option<Duration> {
+        self.cache().map(|c| c.negative_ttl())
+    }
+
+    /// Whether the cache still exists.
+    pub fn is_alive(&self) -> bool {
+        self.cache.strong_count() > 0
+    }
+}
+
+impl fmt::Debug for RevocationSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationSink")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
