@@ -667,10 +667,12 @@ impl Inner {
                 }
                 // A token verified now is no longer refused.
                 shard.negative.pop(&key);
+                // Most accounts have one token: room for one, not the four
+                // a default Vec reserves on its first push.
                 shard
                     .by_account
                     .entry(account.id.as_str().into())
-                    .or_default()
+                    .or_insert_with(|| Vec::with_capacity(1))
                     .push(key);
                 Some(lifetime)
             }
