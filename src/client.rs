@@ -103,14 +103,8 @@ impl GraphClient {
     /// This method does not check `application.id`; the
     /// [`GraphVerifier`](crate::verify::GraphVerifier) does.
     pub async fn me(&self, access_token: &str) -> Result<Account, Error> {
-        let config = &self.inner.config;
-        let proof = config
-            .require_appsecret_proof()
-            .then(|| config.appsecret_proof(access_token));
-        let mut params = vec![("access_token", access_token)];
-        if let Some(proof) = &proof {
-            params.push(("appsecret_proof", proof));
-        }
+        let proof = self.proof_for(access_token);
+        let params = user_token_params(access_token, &proof);
         self.call(Method::GET, &self.inner.me, &params, &[access_token], true)
             .await
     }
@@ -139,14 +133,8 @@ impl GraphClient {
 
     /// `POST /{v}/logout`: invalidates one user access token.
     pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
-        let config = &self.inner.config;
-        let proof = config
-            .require_appsecret_proof()
-            .then(|| config.appsecret_proof(access_token));
-        let mut params = vec![("access_token", access_token)];
-        if let Some(proof) = &proof {
-            params.push(("appsecret_proof", proof));
-        }
+        let proof = self.proof_for(access_token);
+        let params = user_token_params(access_token, &proof);
         let done: Success = self
             .call(
                 Method::POST,
@@ -257,6 +245,14 @@ impl GraphClient {
         self.account_pages(limit, None)
             .map_ok(|page| stream::iter(page.data.into_iter().map(Ok)))
             .try_flatten()
+    }
+
+    /// The `appsecret_proof` of a user token, when the config requires one.
+    fn proof_for(&self, access_token: &str) -> Option<String> {
+        let config = &self.inner.config;
+        config
+            .require_appsecret_proof()
+            .then(|| config.appsecret_proof(access_token))
     }
 
     fn account_url(&self, account_id: &str, suffix: &str) -> Result<Url, Error> {
@@ -403,6 +399,18 @@ pub(crate) fn decode<'a, T: DeserializeOwned>(
         }),
         Err(e) => Err(Error::decode(status, &e)),
     }
+}
+
+/// `access_token`, and `appsecret_proof` when there is one.
+fn user_token_params<'a>(
+    access_token: &'a str,
+    proof: &'a Option<String>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut params = vec![("access_token", access_token)];
+    if let Some(proof) = proof {
+        params.push(("appsecret_proof", proof.as_str()));
+    }
+    params
 }
 
 fn check_limit(limit: u32) -> Result<(), Error> {
