@@ -83,19 +83,20 @@ static CLASS: [u8; 256] = {
 /// Scans from `from` to the next space or tab (or the end): returns where
 /// the word ends and whether it is `1*token-char *"="`.
 fn scan_word(bytes: &[u8], from: usize) -> (usize, bool) {
-    let mut padding = false;
-    let mut well_formed = bytes.get(from).is_some_and(|&b| CLASS[b as usize] == TOKEN);
-    let mut end = from;
-    for &b in &bytes[from.min(bytes.len())..] {
-        match CLASS[b as usize] {
-            TOKEN => well_formed &= !padding,
-            PAD => padding = true,
-            SPACE => break,
-            _ => well_formed = false,
-        }
-        end += 1;
-    }
-    (end, well_formed)
+    let rest = bytes.get(from..).unwrap_or_default();
+    let class = |b: &u8| CLASS[usize::from(*b)];
+    // The common case is a run of token characters: a tight loop for it.
+    let body = rest
+        .iter()
+        .position(|b| class(b) != TOKEN)
+        .unwrap_or(rest.len());
+    let padded = body + rest[body..].iter().take_while(|&&b| b == b'=').count();
+    let end = padded
+        + rest[padded..]
+            .iter()
+            .position(|b| class(b) == SPACE)
+            .unwrap_or(rest.len() - padded);
+    (from + end, body > 0 && end == padded)
 }
 
 fn verdict(len: usize, well_formed: bool) -> Result<(), Malformed> {
