@@ -78,3 +78,8 @@ pub mod testkit;
 
 pub use error::Error;
 pub use kit::{AccountKit, AccountKitBuilder};
+
+/// The README's Rust examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
