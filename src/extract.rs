@@ -23,8 +23,8 @@ use actix_web::error::InternalError;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{self, Either, LocalBoxFuture, Ready};
 
-use crate::middleware::AccountKitAuth;
-use crate::token::{Presented, RequestToken};
+use crate::middleware::{AccountKitAuth, Step};
+use crate::token::RequestToken;
 use crate::types::{Account, Phone};
 use crate::verify::Refusal;
 
@@ -150,32 +150,26 @@ fn extract<T: 'static>(
     let Some(auth) = registered_auth(req) else {
         return Either::Left(future::err(missing_app_data()));
     };
-    let token = match auth.presented(req) {
-        Presented::Token(token) => token,
-        Presented::Absent if anonymous_ok => return Either::Left(future::ready(wrap(None))),
-        Presented::Absent => {
-            return Either::Left(future::err(refused(&auth, req, Refusal::MissingToken)))
-        }
-        Presented::Malformed(m) => {
-            return Either::Left(future::err(refused(&auth, req, Refusal::Malformed(m))))
-        }
-    };
-    let done = move |auth: &AccountKitAuth, req: &HttpRequest, outcome, token| match outcome {
-        Ok(account) => {
-            let verified = VerifiedAccount::new(account, token);
-            req.extensions_mut().insert(verified.clone());
+    let done = move |auth: &AccountKitAuth, req: &HttpRequest, outcome| match outcome {
+        Ok(verified) => {
+            req.extensions_mut()
+                .insert(VerifiedAccount::clone(&verified));
             wrap(Some(verified))
         }
         Err(refusal) => Err(refused(auth, req, refusal)),
     };
-    if let Some(outcome) = auth.verify_now(&token) {
-        return Either::Left(future::ready(done(&auth, req, outcome, token)));
+    match auth.start(req) {
+        Step::Anonymous if anonymous_ok => Either::Left(future::ready(wrap(None))),
+        Step::Anonymous => Either::Left(future::err(refused(&auth, req, Refusal::MissingToken))),
+        Step::Decided(outcome) => Either::Left(future::ready(done(&auth, req, outcome))),
+        Step::Pending(token) => {
+            let req = req.clone();
+            Either::Right(Box::pin(async move {
+                let outcome = auth.finish(token).await;
+                done(&auth, &req, outcome)
+            }))
+        }
     }
-    let req = req.clone();
-    Either::Right(Box::pin(async move {
-        let outcome = auth.verify(&token).await;
-        done(&auth, &req, outcome, token)
-    }))
 }
 
 fn registered_auth(req: &HttpRequest) -> Option<AccountKitAuth> {

@@ -28,7 +28,6 @@ use futures::future::{self, Either, LocalBoxFuture, MapOk, Ready, TryFutureExt};
 
 use crate::extract::VerifiedAccount;
 use crate::token::{find_token, Presented, RequestToken, TokenSource};
-use crate::types::Account;
 use crate::verify::{Refusal, Verifier};
 
 /// The realm of the `WWW-Authenticate` challenge. Default is `accountkit`.
@@ -222,19 +221,25 @@ impl AccountKitAuth {
         &self.inner.verifier
     }
 
-    /// What the request presented, from the configured sources.
-    pub(crate) fn presented(&self, req: &HttpRequest) -> Presented {
-        find_token(req, &self.inner.sources)
+    /// Authenticates a request as far as it can without waiting (shared by
+    /// the middleware and the extractors, so they cannot drift apart).
+    pub(crate) fn start(&self, req: &HttpRequest) -> Step {
+        match find_token(req, &self.inner.sources) {
+            Presented::Absent => Step::Anonymous,
+            Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
+            Presented::Token(token) => {
+                match self.inner.verifier.verify_now(token.expose_secret()) {
+                    Some(outcome) => Step::Decided(outcome.map(|a| VerifiedAccount::new(a, token))),
+                    None => Step::Pending(token),
+                }
+            }
+        }
     }
 
-    /// Verifies a presented token: from the cache synchronously if it can,
-    /// else through the verifier. The first element tells which.
-    pub(crate) fn verify_now(&self, token: &RequestToken) -> Option<Result<Arc<Account>, Refusal>> {
-        self.inner.verifier.verify_now(token.expose_secret())
-    }
-
-    pub(crate) async fn verify(&self, token: &RequestToken) -> Result<Arc<Account>, Refusal> {
-        self.inner.verifier.verify(token.expose_secret()).await
+    /// Finishes a [`Step::Pending`]: asks the verifier.
+    pub(crate) async fn finish(&self, token: RequestToken) -> Result<VerifiedAccount, Refusal> {
+        let outcome = self.inner.verifier.verify(token.expose_secret()).await;
+        outcome.map(|account| VerifiedAccount::new(account, token))
     }
 
     /// The response to a refusal: logged for the operator where it is the
@@ -297,6 +302,17 @@ impl AccountKitAuth {
             error_description: description,
         })
     }
+}
+
+/// How far [`AccountKitAuth::start`] got.
+pub(crate) enum Step {
+    /// No token was sent.
+    Anonymous,
+    /// Decided at once: a cache hit, a cached refusal, or a token refused
+    /// locally.
+    Decided(Result<VerifiedAccount, Refusal>),
+    /// A cache miss: [`AccountKitAuth::finish`] asks the verifier.
+    Pending(RequestToken),
 }
 
 const DESC_MALFORMED: &str = "the access token is malformed";
@@ -420,26 +436,20 @@ where
             // An outer AccountKitAuth already verified this request.
             return Either::Left(forward(&self.service, req));
         }
-        let token = match self.auth.presented(req.request()) {
-            Presented::Token(token) => token,
-            Presented::Absent => return refuse(&self.auth, req, &Refusal::MissingToken),
-            Presented::Malformed(m) => return refuse(&self.auth, req, &Refusal::Malformed(m)),
-        };
-        match self.auth.verify_now(&token) {
-            Some(Ok(account)) => {
-                req.extensions_mut()
-                    .insert(VerifiedAccount::new(account, token));
+        match self.auth.start(req.request()) {
+            Step::Anonymous => refuse(&self.auth, req, &Refusal::MissingToken),
+            Step::Decided(Err(refusal)) => refuse(&self.auth, req, &refusal),
+            Step::Decided(Ok(verified)) => {
+                req.extensions_mut().insert(verified);
                 Either::Left(forward(&self.service, req))
             }
-            Some(Err(refusal)) => refuse(&self.auth, req, &refusal),
-            None => {
+            Step::Pending(token) => {
                 let service = Rc::clone(&self.service);
                 let auth = self.auth.clone();
                 Either::Right(Either::Right(Box::pin(async move {
-                    match auth.verify(&token).await {
-                        Ok(account) => {
-                            req.extensions_mut()
-                                .insert(VerifiedAccount::new(account, token));
+                    match auth.finish(token).await {
+                        Ok(verified) => {
+                            req.extensions_mut().insert(verified);
                             service
                                 .call(req)
                                 .await
