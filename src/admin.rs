@@ -86,13 +86,22 @@ impl AdminClient {
                 Ok(()) => true,
                 Err(e) => e.is_invalid_token(),
             };
-            if refused {
-                cache.revoke_token(access_token);
-            } else {
-                cache.evict_token(access_token);
+            let revoke_locally = || {
+                if refused {
+                    cache.revoke_token(access_token);
+                } else {
+                    cache.evict_token(access_token);
+                }
+            };
+            revoke_locally();
+            if cache.shared_tier().is_some() {
+                let hash = token_hash(access_token);
+                self.publish(Revocation::Token { hash, refused }).await;
+                // Again: a request between the first eviction and the
+                // shared tier's deletion may have re-cached the token from
+                // the shared entry.
+                revoke_locally();
             }
-            let hash = token_hash(access_token);
-            self.publish(Revocation::Token { hash, refused }).await;
         }
         result
     }
@@ -199,8 +208,13 @@ impl AdminClient {
         }
         if let Some(cache) = &self.cache {
             cache.evict_account(account_id);
-            let id = account_id.to_owned();
-            self.publish(Revocation::Account { id }).await;
+            if cache.shared_tier().is_some() {
+                let id = account_id.to_owned();
+                self.publish(Revocation::Account { id }).await;
+                // Again, for what a request re-cached from the shared
+                // entries before the tier deleted them.
+                cache.evict_account(account_id);
+            }
         }
     }
 

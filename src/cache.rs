@@ -417,14 +417,19 @@ impl CachedVerifier {
     }
 
     /// Forgets one token, e.g. after a logout through another path. The
-    /// next request with it is verified upstream again. Local only: the
-    /// admin client also tells the shared tier.
+    /// next request with it is verified again.
+    ///
+    /// Local only. With a shared tier, the shared entry still holds the
+    /// token and would answer that next request: revoke through the
+    /// [`AdminClient`](crate::admin::AdminClient), which also clears the
+    /// shared tier and tells the other instances.
     pub fn evict_token(&self, token: &str) {
         self.inner.revoke_key(&token_hash(token), None);
     }
 
     /// Forgets a token and remembers it as refused (logged out): the next
-    /// request with it is refused without an upstream call.
+    /// request with it is refused without an upstream call. Local only, like
+    /// [`evict_token`](Self::evict_token).
     pub fn revoke_token(&self, token: &str) {
         self.inner.revoke_key(
             &token_hash(token),
@@ -433,6 +438,7 @@ impl CachedVerifier {
     }
 
     /// Forgets every cached token of an account (invalidate-all, delete).
+    /// Local only, like [`evict_token`](Self::evict_token).
     pub fn evict_account(&self, account_id: &str) {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         for shard in self.inner.shards.iter() {
@@ -588,6 +594,11 @@ impl Inner {
             let mut ticket = None;
             if let Some(tier) = &tier {
                 match tier.get(&key).await {
+                    SharedLookup::Found { answer, .. } if foreign(tier.as_ref(), &answer) => {
+                        // A second line behind AccountKit's check of the
+                        // tier's app: never trust another app's entry.
+                        tracing::warn!("shared entry for another app ignored");
+                    }
                     SharedLookup::Found { answer, remaining } => {
                         if let Some(cache) = cache.upgrade() {
                             cache.complete(key, id, epoch, &answer, Source::Shared(remaining));
@@ -727,6 +738,15 @@ impl Inner {
                 shard.negative.pop(key);
             }
         }
+    }
+}
+
+/// Whether a shared answer names another app than the one the tier is
+/// bound to.
+fn foreign(tier: &dyn SharedTier, answer: &Outcome) -> bool {
+    match (tier.app_id(), answer) {
+        (Some(bound), Ok(account)) => account.application_id().is_some_and(|app| app != bound),
+        _ => false,
     }
 }
 

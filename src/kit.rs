@@ -7,7 +7,7 @@ use crate::admin::AdminClient;
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::middleware::AccountKitAuth;
 use crate::shared::SharedTier;
 use crate::verify::{GraphVerifier, MissingApplication};
@@ -75,6 +75,16 @@ impl AccountKitBuilder {
     /// Builds the client, the verifier, the cache, the middleware and the
     /// admin client.
     pub fn build(self) -> Result<AccountKit, Error> {
+        if let Some(bound) = self.shared_tier.as_ref().and_then(|t| t.app_id()) {
+            if bound != self.config.app_id() {
+                // Its entries were verified for another app: sharing them
+                // would let that app's tokens in (a confused deputy).
+                return Err(ConfigError::Other(
+                    "the shared tier was built for another app id than this configuration's",
+                )
+                .into());
+            }
+        }
         let client = GraphClient::new(self.config)?;
         let verifier = GraphVerifier::builder(client.clone())
             .missing_application(self.missing_application)

@@ -199,6 +199,7 @@ impl RedisTierBuilder {
         let ns = format!("{}:{}", self.namespace, self.app_id);
         let state = Arc::new(State {
             client,
+            app_id: self.app_id.clone(),
             keys: Keys {
                 gen: format!("{ns}:gen"),
                 token: format!("{ns}:t:"),
@@ -314,6 +315,10 @@ impl RedisTier {
 }
 
 impl SharedTier for RedisTier {
+    fn app_id(&self) -> Option<&str> {
+        Some(&self.inner.state.app_id)
+    }
+
     fn attach(&self, sink: RevocationSink) {
         self.inner.state.sinks.lock().push(sink);
     }
@@ -491,6 +496,8 @@ impl Entry {
 /// Everything the background thread and the callers share.
 struct State {
     client: Client,
+    /// The app whose entries the keys hold.
+    app_id: String,
     keys: Keys,
     /// This instance's id in published messages (its own are not applied
     /// twice).
@@ -873,9 +880,21 @@ impl State {
             self.resync("revocation feed gap");
         }
         if sender == self.sender {
-            return; // ours: already applied locally
+            // Ours. Applied locally already, but applied again: a queued
+            // revocation published late (Redis was slow or away) must also
+            // clear what this instance re-cached from the shared entries
+            // meanwhile. A token refusal is skipped: its local negative
+            // entry says more than an eviction would.
+            if kind != "r" {
+                self.apply(kind, subject);
+            }
+            return;
         }
         self.received.fetch_add(1, Ordering::Relaxed);
+        self.apply(kind, subject);
+    }
+
+    fn apply(&self, kind: &str, subject: &str) {
         match kind {
             "t" | "r" => {
                 let mut hash: TokenHash = [0; 32];

@@ -102,6 +102,14 @@ pub trait SharedTier: Send + Sync + fmt::Debug + 'static {
 
     /// The tier's counters.
     fn stats(&self) -> SharedStats;
+
+    /// The app whose entries this tier holds, if it is bound to one. A
+    /// cache of another app must not use it: its entries were verified
+    /// against that app's id. [`AccountKit`](crate::AccountKit) refuses the
+    /// mismatch. Default: `None` (not bound).
+    fn app_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The result of [`SharedTier::get`].

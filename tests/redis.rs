@@ -13,11 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_accountkit::admin::AdminClient;
+use actix_accountkit::cache::TokenHash;
 use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::redis::RedisTier;
-use actix_accountkit::shared::SharedStats;
+use actix_accountkit::shared::{
+    Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier,
+};
 use actix_accountkit::AccountKit;
 use actix_web::{web, App, HttpResponse};
+use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use support::*;
 
@@ -284,7 +288,7 @@ async fn a_logout_on_one_instance_is_refused_by_the_other_within_100_ms() {
     assert_eq!(
         a.stats().revocations_received,
         0,
-        "its own is not re-applied"
+        "its own is not counted as received"
     );
 
     // Revocation by account: every session, from Redis too.
@@ -444,4 +448,114 @@ async fn a_hung_redis_does_not_hang_requests() {
     assert!(elapsed < Duration::from_millis(600), "{elapsed:?}");
     assert!(a.stats().errors >= 1);
     assert_eq!(calls(&emu, "me").await, 1);
+}
+
+/// A tier whose `publish` waits for the test's go-ahead, to hold a
+/// revocation between its local eviction and the shared tier's deletion.
+#[derive(Debug, Clone)]
+struct Gated {
+    inner: RedisTier,
+    entered: std::sync::Arc<tokio::sync::Notify>,
+    go: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl SharedTier for Gated {
+    fn attach(&self, sink: RevocationSink) {
+        self.inner.attach(sink)
+    }
+    fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+        self.inner.get(key)
+    }
+    fn store<'a>(
+        &'a self,
+        key: &'a TokenHash,
+        ticket: u64,
+        answer: Option<&'a Answer>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, ()> {
+        self.inner.store(key, ticket, answer, ttl)
+    }
+    fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+        async move {
+            self.entered.notify_one();
+            self.go.notified().await;
+            self.inner.publish(revocation).await
+        }
+        .boxed()
+    }
+    fn stats(&self) -> SharedStats {
+        self.inner.stats()
+    }
+    fn app_id(&self) -> Option<&str> {
+        self.inner.app_id()
+    }
+}
+
+#[actix_web::test]
+async fn a_request_during_a_revocation_cannot_re_cache_the_token_from_redis() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let b = Instance::start(&emu, &server);
+    let gated = Gated {
+        inner: RedisTier::builder(server.url(), APP_ID)
+            .timeout(Duration::from_millis(200))
+            .start()
+            .expect("redis tier"),
+        entered: Default::default(),
+        go: Default::default(),
+    };
+    let a_kit = AccountKit::builder(config(&emu).build().unwrap())
+        .shared_tier(gated.clone())
+        .build()
+        .unwrap();
+    let a = app(&a_kit);
+    within!(
+        Duration::from_secs(10),
+        "A connected",
+        gated.stats().connected
+    );
+    connected(&[&b], true).await;
+
+    let user = login(&emu, "+15554440001").await;
+    assert_eq!(b.me(&user.token).await, 200); // now in Redis too
+    let a_me = |t: String| {
+        let url = a.url("/me");
+        async move { get_with(&url, Some(&t)).await.status().as_u16() }
+    };
+    assert_eq!(a_me(user.token.clone()).await, 200);
+
+    // A revokes the account: the local eviction is done, the shared one held.
+    let admin = a_kit.admin().clone();
+    let id = user.account_id.clone();
+    let revocation = actix_web::rt::spawn(async move { admin.invalidate_all_tokens(&id).await });
+    gated.entered.notified().await;
+    // A request in that window is answered from Redis's still-live entry...
+    assert_eq!(a_me(user.token.clone()).await, 200);
+    gated.go.notify_one();
+    revocation.await.unwrap().unwrap();
+    // ...but once the revocation returns, A refuses at once, and B soon.
+    assert_eq!(
+        a_me(user.token.clone()).await,
+        401,
+        "re-cached during the revocation"
+    );
+    within!(
+        Duration::from_millis(100),
+        "B refuses",
+        b.me(&user.token).await == 401
+    );
+}
+
+#[actix_web::test]
+async fn a_tier_built_for_another_app_is_refused() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let other = RedisTier::builder(server.url(), OTHER_APP_ID)
+        .start()
+        .expect("redis tier");
+    let built = AccountKit::builder(config(&emu).build().unwrap())
+        .shared_tier(other)
+        .build();
+    let error = built.expect_err("a tier of another app must be refused");
+    assert!(error.to_string().contains("another app"), "{error}");
 }
