@@ -165,9 +165,10 @@ impl RedisTierBuilder {
 
     /// Longest wait for another instance that is verifying the same token
     /// (then this instance asks Account Kit itself); zero turns the wait
-    /// off. Default is [`DEFAULT_CLAIM_WAIT`].
+    /// off; at most one minute (a claim is a Redis key with that expiry).
+    /// Default is [`DEFAULT_CLAIM_WAIT`].
     pub fn claim_wait(mut self, wait: Duration) -> Self {
-        self.claim_wait = wait;
+        self.claim_wait = wait.min(Duration::from_secs(60));
         self
     }
 
@@ -310,7 +311,21 @@ impl RedisTier {
         &self,
         work: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        self.inner.runtime.spawn(work).await.ok()
+        // Bounded on this side too: the work's own timeouts start only when
+        // the background thread gets to it.
+        let limit =
+            self.inner.state.timeout + self.inner.state.claim_wait + self.inner.state.timeout;
+        let task = self.inner.runtime.spawn(work);
+        match tokio::time::timeout(limit, task).await {
+            Ok(done) => done.ok(),
+            Err(_) => {
+                tracing::warn!(
+                    ?limit,
+                    "Redis background work did not finish in time; skipped"
+                );
+                None
+            }
+        }
     }
 }
 
