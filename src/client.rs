@@ -22,6 +22,9 @@ use crate::types::{Account, AccountsPage, Success, TokenExchange};
 
 /// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long an idle pooled connection is kept: under the 60–75 s keep-alive
+/// common at HTTP front ends.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 /// The smallest and largest page size of the accounts listing.
 pub const LIMIT_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
 
@@ -59,6 +62,10 @@ impl GraphClient {
         let http = reqwest::Client::builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout())
+            // Drop idle connections before a server's keep-alive would:
+            // a write (never retried) sent on a connection the server is
+            // closing that instant fails for nothing.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("actix-accountkit/", env!("CARGO_PKG_VERSION")))
             .build()

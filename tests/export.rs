@@ -15,8 +15,8 @@ use actix_accountkit::config::{Config, RetryPolicy};
 use actix_accountkit::export::{ExportError, ExportOptions, ExportProgress, HEADER_LINE};
 use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
 use actix_accountkit::Error;
-use serde_json::{json, Value};
-use support::{calls, fault, http, APP_ID, APP_SECRET};
+use serde_json::json;
+use support::{all_calls, calls, fault, APP_ID, APP_SECRET};
 
 const ACCOUNTS: usize = 10_000;
 
@@ -58,23 +58,6 @@ async fn clean_export(admin: &AdminClient) -> Vec<u8> {
     assert_eq!(done.accounts, ACCOUNTS as u64);
     assert_eq!(done.bytes, out.len() as u64);
     out
-}
-
-/// Every real-API call the emulator received.
-async fn all_calls(emu: &EmulatorHandle) -> u64 {
-    let v: Value = http()
-        .get(format!("{}/_emulator/stats", emu.base_url()))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats json");
-    v.as_object()
-        .expect("stats object")
-        .values()
-        .map(|n| n.as_u64().expect("counter"))
-        .sum()
 }
 
 /// The file holds the header, then the seeded accounts in creation order:

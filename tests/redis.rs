@@ -12,15 +12,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use actix_accountkit::admin::AdminClient;
 use actix_accountkit::cache::TokenHash;
-use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::redis::RedisTier;
 use actix_accountkit::shared::{
     Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier,
 };
 use actix_accountkit::AccountKit;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use support::*;
@@ -190,17 +188,6 @@ impl Instance {
             .await
             .expect("logout");
         assert_eq!(res.status(), 204);
-    }
-}
-
-async fn me(account: VerifiedAccount) -> HttpResponse {
-    HttpResponse::Ok().body(account.id().to_owned())
-}
-
-async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {
-    match admin.logout(account.token()).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => HttpResponse::BadGateway().body(e.to_string()),
     }
 }
 

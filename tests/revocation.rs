@@ -2,21 +2,8 @@
 
 mod support;
 
-use actix_accountkit::admin::AdminClient;
-use actix_accountkit::extract::VerifiedAccount;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App};
 use support::*;
-
-async fn me(account: VerifiedAccount) -> HttpResponse {
-    HttpResponse::Ok().body(account.id().to_owned())
-}
-
-async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {
-    match admin.logout(account.token()).await {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => HttpResponse::BadGateway().body(e.to_string()),
-    }
-}
 
 fn app(kit: &actix_accountkit::AccountKit) -> Served {
     let kit = kit.clone();

@@ -363,6 +363,11 @@ fn serve(shared: Arc<Shared>, listener: TcpListener) -> io::Result<Running> {
                         .default_service(web::to(routes::dispatch))
                 })
                 .workers(WORKERS)
+                // Longer than clients' pool idle timeouts (the crate's own
+                // is 55 s), like a production edge: with actix-web's 5 s
+                // default, a client reusing a pooled connection at the
+                // moment the server closes it gets a spurious error.
+                .keep_alive(Duration::from_secs(75))
                 .disable_signals()
                 .shutdown_timeout(1)
                 .listen(listener);

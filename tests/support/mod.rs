@@ -54,8 +54,11 @@ pub fn kit(emu: &EmulatorHandle) -> AccountKit {
 thread_local! {
     /// One client per test thread (each actix test runs its own runtime on
     /// its own thread): building a client per request costs milliseconds.
+    // Idle connections are dropped well before actix-web's 5 s keep-alive
+    // closes them: reusing one the server is closing that instant fails.
     static HTTP: reqwest::Client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("reqwest");
 }
@@ -98,19 +101,34 @@ pub async fn login_other_app(emu: &EmulatorHandle, phone: &str) -> Login {
     login_in(emu, json!({ "phone": phone, "app_id": OTHER_APP_ID })).await
 }
 
-/// Real-API calls the emulator received, by kind.
-pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
-    let v: Value = http()
+/// The emulator's `/_emulator/stats`: real-API calls received, by kind.
+pub async fn stats(emu: &EmulatorHandle) -> Value {
+    http()
         .get(format!("{}/_emulator/stats", emu.base_url()))
         .send()
         .await
         .expect("stats")
         .json()
         .await
-        .expect("stats json");
+        .expect("stats json")
+}
+
+/// Real-API calls the emulator received of one kind.
+pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
+    let v = stats(emu).await;
     v[kind]
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {kind} in {v}"))
+}
+
+/// Every real-API call the emulator received.
+pub async fn all_calls(emu: &EmulatorHandle) -> u64 {
+    let v = stats(emu).await;
+    v.as_object()
+        .expect("stats object")
+        .values()
+        .map(|n| n.as_u64().expect("counter"))
+        .sum()
 }
 
 pub async fn fault(emu: &EmulatorHandle, spec: Value) {
@@ -159,4 +177,20 @@ pub async fn get_with(url: &str, token: Option<&str>) -> reqwest::Response {
         req = req.header("authorization", format!("Bearer {token}"));
     }
     req.send().await.expect("request")
+}
+
+/// A protected handler: the verified account's id.
+pub async fn me(account: actix_accountkit::extract::VerifiedAccount) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().body(account.id().to_owned())
+}
+
+/// A protected handler: logs the request's token out through the admin client.
+pub async fn logout(
+    admin: actix_web::web::Data<actix_accountkit::admin::AdminClient>,
+    account: actix_accountkit::extract::VerifiedAccount,
+) -> actix_web::HttpResponse {
+    match admin.logout(account.token()).await {
+        Ok(()) => actix_web::HttpResponse::NoContent().finish(),
+        Err(e) => actix_web::HttpResponse::BadGateway().body(e.to_string()),
+    }
 }
