@@ -18,7 +18,6 @@ use actix_accountkit::shared::{
     Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier,
 };
 use actix_accountkit::AccountKit;
-use actix_web::{web, App};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use support::*;
@@ -165,7 +164,7 @@ impl Instance {
             .shared_tier(redis.clone())
             .build()
             .expect("kit");
-        let app = app(&kit);
+        let app = protected_app(&kit);
         Self { kit, redis, app }
     }
 
@@ -189,17 +188,6 @@ impl Instance {
             .expect("logout");
         assert_eq!(res.status(), 204);
     }
-}
-
-fn app(kit: &AccountKit) -> Served {
-    let kit = kit.clone();
-    serve!(move || {
-        App::new()
-            .app_data(web::Data::new(kit.admin().clone()))
-            .wrap(kit.auth().clone())
-            .route("/me", web::get().to(me))
-            .route("/logout", web::post().to(logout))
-    })
 }
 
 /// Polls `$check` (an expression that may `.await`) every millisecond
@@ -307,10 +295,7 @@ async fn a_logout_on_one_instance_is_refused_by_the_other_within_100_ms() {
 }
 
 fn hex_sha256(token: &str) -> String {
-    actix_accountkit::cache::token_hash(token)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(actix_accountkit::cache::token_hash(token))
 }
 
 #[actix_web::test]
@@ -495,7 +480,7 @@ async fn a_request_during_a_revocation_cannot_re_cache_the_token_from_redis() {
         .shared_tier(gated.clone())
         .build()
         .unwrap();
-    let a = app(&a_kit);
+    let a = protected_app(&a_kit);
     within!(
         Duration::from_secs(10),
         "A connected",

@@ -2,25 +2,13 @@
 
 mod support;
 
-use actix_web::{web, App};
 use support::*;
-
-fn app(kit: &actix_accountkit::AccountKit) -> Served {
-    let kit = kit.clone();
-    serve!(move || {
-        App::new()
-            .app_data(web::Data::new(kit.admin().clone()))
-            .wrap(kit.auth().clone())
-            .route("/me", web::get().to(me))
-            .route("/logout", web::post().to(logout))
-    })
-}
 
 #[actix_web::test]
 async fn logout_refuses_the_token_on_the_next_request() {
     let emu = emulator();
     let kit = kit(&emu);
-    let app = app(&kit);
+    let app = protected_app(&kit);
     let user = login(&emu, "+15557654321").await;
     let other_session = support::login(&emu, "+15557654321").await;
     assert_eq!(
@@ -67,7 +55,7 @@ async fn invalidate_all_and_delete_refuse_every_token_of_the_account() {
     for delete in [false, true] {
         let emu = emulator();
         let kit = kit(&emu);
-        let app = app(&kit);
+        let app = protected_app(&kit);
         let a = login(&emu, "+4915112345678").await;
         let b = login(&emu, "+4915112345678").await;
         let bystander = login(&emu, "+4915112345679").await;

@@ -194,3 +194,16 @@ pub async fn logout(
         Err(e) => actix_web::HttpResponse::BadGateway().body(e.to_string()),
     }
 }
+
+/// The app under test: `/me` and `/logout` behind the kit's middleware, the
+/// admin client in app data, served over real HTTP.
+pub fn protected_app(kit: &AccountKit) -> Served {
+    let kit = kit.clone();
+    serve!(move || {
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(kit.admin().clone()))
+            .wrap(kit.auth().clone())
+            .route("/me", actix_web::web::get().to(me))
+            .route("/logout", actix_web::web::post().to(logout))
+    })
+}
