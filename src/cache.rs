@@ -23,7 +23,15 @@
 //! shared with that flight's waiters but never stored. A revocation
 //! ([`CachedVerifier::evict_token`], [`CachedVerifier::evict_account`]) that
 //! happens while a flight is under way keeps that flight's result out of the
-//! cache.
+//! cache, and a request that comes after it starts a flight of its own
+//! instead of joining the old one.
+//!
+//! Under a Tokio runtime (actix-web's), a flight runs as a task of its own:
+//! it completes, stores its answer and gives its
+//! [`max_in_flight`](CacheConfig::max_in_flight) slot back even when every
+//! request waiting for it was dropped (a timeout middleware, a `select!`),
+//! and it ends by [`CacheConfig::flight_deadline`] whatever the verifier
+//! does.
 //!
 //! # A shared tier
 //!
@@ -41,16 +49,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures::future::{self, BoxFuture, FutureExt, Shared};
+use futures::future::{self, BoxFuture, FutureExt, Shared, WeakShared};
 use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::error::{ConfigError, Error};
 use crate::shared::{RevocationSink, SharedLookup, SharedStats, SharedTier};
 use crate::types::Account;
 use crate::verify::{Refusal, Verifier};
@@ -71,6 +81,10 @@ pub const DEFAULT_TTL_JITTER: f64 = 0.2;
 pub const DEFAULT_SHARDS: usize = 16;
 /// Upstream verifications allowed at once. Default is 256.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Hard deadline of one flight (shared-tier lookup, upstream verification
+/// with its retries, shared-tier store). Default is 30 s, beyond the
+/// client's default timeout and retries.
+pub const DEFAULT_FLIGHT_DEADLINE: Duration = Duration::from_secs(30);
 /// The fewest entries per shard: with fewer, per-shard LRU strays too far
 /// from a global LRU.
 const MIN_ENTRIES_PER_SHARD: usize = 64;
@@ -104,6 +118,7 @@ pub struct CacheConfig {
     ttl_jitter: f64,
     shards: usize,
     max_in_flight: usize,
+    flight_deadline: Duration,
 }
 
 impl Default for CacheConfig {
@@ -116,6 +131,7 @@ impl Default for CacheConfig {
             ttl_jitter: DEFAULT_TTL_JITTER,
             shards: DEFAULT_SHARDS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            flight_deadline: DEFAULT_FLIGHT_DEADLINE,
         }
     }
 }
@@ -176,6 +192,15 @@ impl CacheConfig {
         self
     }
 
+    /// Hard deadline of one flight: past it, the flight ends as
+    /// [`Refusal::Unavailable`] (a 503, nothing cached) and gives its
+    /// [`max_in_flight`](Self::max_in_flight) slot back, whatever became of
+    /// its waiters. Default is [`DEFAULT_FLIGHT_DEADLINE`].
+    pub fn flight_deadline(mut self, deadline: Duration) -> Self {
+        self.flight_deadline = deadline;
+        self
+    }
+
     fn shard_count(&self) -> usize {
         let by_size = (self.capacity / MIN_ENTRIES_PER_SHARD).max(1);
         let n = self.shards.min(by_size).max(1);
@@ -215,6 +240,9 @@ pub struct CacheStats {
     pub entries: u64,
     /// Refusals held now.
     pub negative_entries: u64,
+    /// Upstream verifications under way now (at most
+    /// [`CacheConfig::max_in_flight`]).
+    pub in_flight: u64,
     /// The shared tier's counters, when there is one.
     pub shared: Option<SharedStats>,
 }
@@ -241,6 +269,16 @@ impl CacheStats {
 
 type Outcome = Result<Arc<Account>, Refusal>;
 type Flight = Shared<BoxFuture<'static, Outcome>>;
+
+/// A flight as the shard holds it: weakly, so that the shard never keeps a
+/// flight alive (its waiters and, under Tokio, its own task do).
+struct FlightEntry {
+    id: u64,
+    /// The account-wide revocation epoch it started in: a flight from before
+    /// an invalidate-all or a delete cannot be joined after it.
+    account_epoch: u64,
+    flight: WeakShared<BoxFuture<'static, Outcome>>,
+}
 
 /// A verifier that caches what another verifier learned. Cheap to clone;
 /// clones share the cache.
@@ -284,10 +322,14 @@ pub(crate) struct Inner {
     /// Bumped by every revocation; a flight that started before a bump does
     /// not store its result.
     epoch: AtomicU64,
+    /// Bumped by every account-wide revocation (invalidate-all, delete,
+    /// clear): flights started before it are no longer joined.
+    account_epoch: AtomicU64,
     next_flight: AtomicU64,
     /// Upstream verifications under way, bounded by `max_in_flight`.
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
+    flight_deadline: Duration,
 }
 
 /// Keeps each shard's lock and counters on their own cache lines.
@@ -299,7 +341,7 @@ struct Shard {
     negative: LruCache<TokenHash, Negative>,
     /// account id → keys of its cached tokens, for revocation by account.
     by_account: HashMap<Box<str>, Vec<TokenHash>>,
-    flights: HashMap<TokenHash, (u64, Flight)>,
+    flights: HashMap<TokenHash, FlightEntry>,
     counters: Counters,
 }
 
@@ -353,14 +395,27 @@ impl CachedVerifier {
     /// Wraps a shared verifier with a cache backed by a [`SharedTier`]
     /// (consulted on local misses, told about upstream answers), and
     /// attaches the tier to it (revocations it receives evict here).
+    ///
+    /// A tier bound to one app ([`SharedTier::app_id`]) holds accounts
+    /// verified for that app: it is refused for a verifier of another app
+    /// ([`Verifier::app_id`]), whose routes it would open to the first app's
+    /// tokens.
     pub fn with_shared_tier(
         verifier: Arc<dyn Verifier>,
         config: CacheConfig,
         tier: Arc<dyn SharedTier>,
-    ) -> Self {
+    ) -> Result<Self, Error> {
+        if let (Some(bound), Some(app)) = (tier.app_id(), verifier.app_id()) {
+            if bound != app {
+                return Err(ConfigError::Other(
+                    "the shared tier was built for another app id than the verifier's",
+                )
+                .into());
+            }
+        }
         let cache = Self::build(verifier, config, Some(tier.clone()));
         tier.attach(RevocationSink::new(Arc::downgrade(&cache.inner)));
-        cache
+        Ok(cache)
     }
 
     fn build(
@@ -393,9 +448,11 @@ impl CachedVerifier {
                 negative_ttl: config.negative_ttl,
                 ttl_jitter: config.ttl_jitter,
                 epoch: AtomicU64::new(0),
+                account_epoch: AtomicU64::new(0),
                 next_flight: AtomicU64::new(0),
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 max_in_flight: config.max_in_flight,
+                flight_deadline: config.flight_deadline,
             }),
         }
     }
@@ -441,6 +498,7 @@ impl CachedVerifier {
     /// Local only, like [`evict_token`](Self::evict_token).
     pub fn evict_account(&self, account_id: &str) {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.account_epoch.fetch_add(1, Ordering::SeqCst);
         for shard in self.inner.shards.iter() {
             let mut shard = shard.0.lock();
             if let Some(keys) = shard.by_account.remove(account_id) {
@@ -462,6 +520,7 @@ impl CachedVerifier {
     /// Empties the cache (counters are kept).
     pub fn clear(&self) {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.account_epoch.fetch_add(1, Ordering::SeqCst);
         for shard in self.inner.shards.iter() {
             let mut shard = shard.0.lock();
             let removed = shard.positive.len() as u64;
@@ -491,6 +550,7 @@ impl CachedVerifier {
             s.entries += shard.positive.len() as u64;
             s.negative_entries += shard.negative.len() as u64;
         }
+        s.in_flight = self.inner.in_flight.load(Ordering::Acquire) as u64;
         s.shared = self.inner.shared.as_ref().map(|t| t.stats());
         s
     }
@@ -560,8 +620,13 @@ impl Inner {
             return Step::Done(outcome);
         }
         shard.counters.misses += 1;
-        if let Some((_, flight)) = shard.flights.get(&key) {
-            let flight = flight.clone();
+        let account_epoch = self.account_epoch.load(Ordering::SeqCst);
+        let joinable = shard
+            .flights
+            .get(&key)
+            .filter(|entry| entry.account_epoch == account_epoch)
+            .and_then(|entry| entry.flight.upgrade());
+        if let Some(flight) = joinable {
             shard.counters.coalesced += 1;
             return Step::Wait(flight);
         }
@@ -571,10 +636,33 @@ impl Inner {
         };
         let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
         let flight = self.start_flight(key, id, token, slot);
-        shard.flights.insert(key, (id, flight.clone()));
+        if let Some(weak) = flight.downgrade() {
+            shard.flights.insert(
+                key,
+                FlightEntry {
+                    id,
+                    account_epoch,
+                    flight: weak,
+                },
+            );
+        }
         Step::Wait(flight)
     }
 
+    /// Forgets flight `id` of `key`, if the shard still lists it.
+    fn forget_flight(&self, key: &TokenHash, id: u64) {
+        let mut shard = self.shard(key).lock();
+        if shard.flights.get(key).is_some_and(|entry| entry.id == id) {
+            shard.flights.remove(key);
+        }
+    }
+
+    /// Starts a flight. Under a Tokio runtime it runs as a task of its own,
+    /// so it completes (and stores its answer, and gives its slot back)
+    /// even if every waiter is dropped: a timeout middleware, a `select!`.
+    /// Every flight ends by [`CacheConfig::flight_deadline`]. Outside a
+    /// runtime it runs inline with its waiters and ends when the last one
+    /// is dropped.
     fn start_flight(
         self: &Arc<Self>,
         key: TokenHash,
@@ -582,6 +670,46 @@ impl Inner {
         token: &str,
         slot: FlightSlot,
     ) -> Flight {
+        let guard = FlightGuard {
+            cache: Arc::downgrade(self),
+            key,
+            id,
+            _slot: slot,
+        };
+        let work = self.flight_work(key, id, token);
+        let deadline = self.flight_deadline;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(async move {
+                    let _guard = guard;
+                    match tokio::time::timeout(deadline, work).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(deadline_passed(deadline)),
+                    }
+                });
+                async move {
+                    task.await
+                        .unwrap_or_else(|_| Err(Refusal::Unavailable(Arc::new(Error::Aborted))))
+                }
+                .boxed()
+                .shared()
+            }
+            Err(_) => async move {
+                let _guard = guard;
+                work.await
+            }
+            .boxed()
+            .shared(),
+        }
+    }
+
+    /// What a flight does: the shared tier, then the inner verifier.
+    fn flight_work(
+        self: &Arc<Self>,
+        key: TokenHash,
+        id: u64,
+        token: &str,
+    ) -> impl Future<Output = Outcome> + Send + 'static {
         let verifier = self.verifier.clone();
         let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
@@ -610,7 +738,6 @@ impl Inner {
                 }
             }
             let outcome = verifier.verify(&token).await;
-            drop(slot);
             let kept = cache
                 .upgrade()
                 .and_then(|cache| cache.complete(key, id, epoch, &outcome, Source::Upstream));
@@ -623,8 +750,6 @@ impl Inner {
             }
             outcome
         }
-        .boxed()
-        .shared()
     }
 
     /// Ends a flight: stores its answer unless a revocation happened since
@@ -639,11 +764,7 @@ impl Inner {
     ) -> Option<Duration> {
         let now = Instant::now();
         let mut shard = self.shard(&key).lock();
-        if shard
-            .flights
-            .get(&key)
-            .is_some_and(|(flight, _)| *flight == id)
-        {
+        if shard.flights.get(&key).is_some_and(|entry| entry.id == id) {
             shard.flights.remove(&key);
         }
         let cap = match source {
@@ -750,6 +871,32 @@ fn foreign(tier: &dyn SharedTier, answer: &Outcome) -> bool {
     }
 }
 
+fn deadline_passed(deadline: Duration) -> Refusal {
+    tracing::warn!(
+        ?deadline,
+        "an Account Kit verification passed its deadline (CacheConfig::flight_deadline)"
+    );
+    Refusal::Unavailable(Arc::new(Error::Timeout { after: deadline }))
+}
+
+/// Held by a flight for its whole life: when the flight ends, however it
+/// ends (answered, past its deadline, dropped with its last waiter, its task
+/// cancelled), the shard forgets it and its slot is given back.
+struct FlightGuard {
+    cache: Weak<Inner>,
+    key: TokenHash,
+    id: u64,
+    _slot: FlightSlot,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.upgrade() {
+            cache.forget_flight(&self.key, self.id);
+        }
+    }
+}
+
 /// One of the [`CacheConfig::max_in_flight`] upstream slots, given back
 /// when the flight ends or is dropped.
 struct FlightSlot(Arc<AtomicUsize>);
@@ -791,6 +938,10 @@ impl Verifier for CachedVerifier {
 
     fn verify_now(&self, token: &str) -> Option<Outcome> {
         self.inner.lookup(&token_hash(token))
+    }
+
+    fn app_id(&self) -> Option<&str> {
+        self.inner.verifier.app_id()
     }
 }
 
@@ -970,9 +1121,11 @@ mod tests {
         let tier = Arc::new(MemoryTier::default());
         let (up1, up2) = (Arc::new(Counting::default()), Arc::new(Counting::default()));
         let c1 =
-            CachedVerifier::with_shared_tier(up1.clone(), CacheConfig::default(), tier.clone());
+            CachedVerifier::with_shared_tier(up1.clone(), CacheConfig::default(), tier.clone())
+                .unwrap();
         let c2 =
-            CachedVerifier::with_shared_tier(up2.clone(), CacheConfig::default(), tier.clone());
+            CachedVerifier::with_shared_tier(up2.clone(), CacheConfig::default(), tier.clone())
+                .unwrap();
         c1.verify("ok1").await.unwrap();
         assert!(c1.verify("bad").await.is_err());
         assert!(c1.verify("down").await.is_err());
@@ -1010,7 +1163,8 @@ mod tests {
         let (c, upstream) = {
             let counting = Arc::new(Counting::default());
             let c =
-                CachedVerifier::with_shared_tier(counting.clone(), CacheConfig::default(), tier);
+                CachedVerifier::with_shared_tier(counting.clone(), CacheConfig::default(), tier)
+                    .unwrap();
             (c, counting)
         };
         c.verify("ok1").await.unwrap();
@@ -1034,7 +1188,8 @@ mod tests {
             Arc::new(Counting::default()),
             CacheConfig::default(),
             tier,
-        );
+        )
+        .unwrap();
         let flight = c.verify("ok1");
         c.evict_hash(&token_hash("ok1")); // received from another instance
         flight.await.unwrap();
@@ -1091,6 +1246,191 @@ mod tests {
         // Slots are given back.
         assert!(c.verify("again").await.is_err());
         assert_eq!(c.stats().overloaded, 7);
+    }
+
+    /// Answers `acct1` after `delay`; counts calls.
+    struct Slow(Duration, AtomicUsize);
+
+    impl Verifier for Slow {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(self.0).await;
+                Ok(Arc::new(Account::new("acct1")))
+            }
+            .boxed()
+        }
+    }
+
+    /// Waits for `in_flight` to drop to zero (the flights' tasks finishing).
+    async fn flights_over(c: &CachedVerifier) {
+        for _ in 0..500 {
+            if c.stats().in_flight == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("flights still in flight: {:?}", c.stats());
+    }
+
+    // Issue 10 §3: every waiter gone must not leak the flight and its slot.
+    #[tokio::test]
+    async fn abandoned_flights_complete_and_give_their_slots_back() {
+        let slow = Arc::new(Slow(Duration::from_millis(200), AtomicUsize::new(0)));
+        let c = CachedVerifier::from_arc(slow.clone(), CacheConfig::default().max_in_flight(4));
+        for i in 0..4 {
+            let token = format!("t{i}");
+            let waited = tokio::time::timeout(Duration::from_millis(10), c.verify(&token));
+            assert!(waited.await.is_err(), "the waiter gave up");
+        }
+        flights_over(&c).await;
+        // The abandoned flights completed and stored what they learned...
+        assert_eq!(c.stats().entries, 4);
+        assert!(c.verify_now("t0").is_some());
+        // ...and a new token gets a slot.
+        assert!(c.verify("fresh").await.is_ok());
+        let s = c.stats();
+        assert_eq!((s.overloaded, s.upstream_calls), (0, 5));
+    }
+
+    #[tokio::test]
+    async fn a_flight_ends_by_its_deadline() {
+        struct Never;
+        impl Verifier for Never {
+            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+                future::pending().boxed()
+            }
+        }
+        let c = CachedVerifier::new(
+            Never,
+            CacheConfig::default()
+                .max_in_flight(1)
+                .flight_deadline(Duration::from_millis(50)),
+        );
+        // Abandoned at once, and its verifier never answers.
+        drop(tokio::time::timeout(Duration::from_millis(1), c.verify("t1")).await);
+        flights_over(&c).await;
+        let outcome = c.verify("t2").await;
+        assert!(
+            matches!(&outcome, Err(Refusal::Unavailable(e)) if e.is_timeout()),
+            "{outcome:?}"
+        );
+        assert_eq!(c.stats().overloaded, 0);
+        assert!(
+            c.verify_now("t2").is_none(),
+            "a missed deadline is not cached"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_a_dropped_flight_gives_its_slot_back() {
+        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+        let c = CachedVerifier::from_arc(gate.clone(), CacheConfig::default().max_in_flight(1));
+        let mut pending = c.verify("t1");
+        assert!((&mut pending).now_or_never().is_none());
+        assert_eq!(c.stats().in_flight, 1);
+        drop(pending);
+        assert_eq!(c.stats().in_flight, 0);
+        gate.0.add_permits(1);
+        let outcome = futures::executor::block_on(c.verify("t2"));
+        assert!(matches!(outcome, Err(Refusal::InvalidToken { .. })));
+    }
+
+    /// Answers `acct1` once released; counts calls.
+    struct Held(tokio::sync::Semaphore, AtomicUsize);
+
+    impl Verifier for Held {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _permit = self.0.acquire().await;
+                Ok(Arc::new(Account::new("acct1")))
+            }
+            .boxed()
+        }
+    }
+
+    // Issue 10 §5: a flight from before an account-wide revocation must not
+    // answer a request made after it.
+    #[tokio::test]
+    async fn no_joining_a_flight_from_before_an_account_revocation() {
+        for revoke in [
+            (|c: &CachedVerifier| c.evict_account("acct1")) as fn(&CachedVerifier),
+            |c: &CachedVerifier| c.clear(),
+        ] {
+            let held = Arc::new(Held(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+            let c = CachedVerifier::from_arc(held.clone(), CacheConfig::default());
+            let before = c.verify("ok1");
+            let joined = c.verify("ok1");
+            revoke(&c);
+            let after = c.verify("ok1");
+            held.0.add_permits(10);
+            let (a, b, c2) = futures::join!(before, joined, after);
+            assert!(a.is_ok() && b.is_ok() && c2.is_ok());
+            assert_eq!(
+                held.1.load(Ordering::SeqCst),
+                2,
+                "the late request flew on its own"
+            );
+            let s = c.stats();
+            assert_eq!((s.misses, s.coalesced), (3, 1));
+            // The late flight started after the revocation: its answer is kept.
+            assert!(c.verify_now("ok1").is_some());
+        }
+    }
+
+    #[test]
+    fn a_tier_of_another_app_is_refused() {
+        #[derive(Debug, Default)]
+        struct Bound(MemoryTier);
+        impl SharedTier for Bound {
+            fn attach(&self, sink: RevocationSink) {
+                self.0.attach(sink)
+            }
+            fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
+                self.0.get(key)
+            }
+            fn store<'a>(
+                &'a self,
+                key: &'a TokenHash,
+                ticket: u64,
+                answer: Option<&'a Outcome>,
+                ttl: Duration,
+            ) -> BoxFuture<'a, ()> {
+                self.0.store(key, ticket, answer, ttl)
+            }
+            fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
+                self.0.publish(revocation)
+            }
+            fn stats(&self) -> SharedStats {
+                self.0.stats()
+            }
+            fn app_id(&self) -> Option<&str> {
+                Some("1111")
+            }
+        }
+        struct OfApp(&'static str);
+        impl Verifier for OfApp {
+            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+                future::ready(Err(Refusal::WrongApp)).boxed()
+            }
+            fn app_id(&self) -> Option<&str> {
+                Some(self.0)
+            }
+        }
+        let tier: Arc<dyn SharedTier> = Arc::new(Bound::default());
+        let other = CachedVerifier::with_shared_tier(
+            Arc::new(OfApp("2222")),
+            CacheConfig::default(),
+            tier.clone(),
+        );
+        assert!(matches!(other, Err(crate::Error::Config(_))));
+        let same =
+            CachedVerifier::with_shared_tier(Arc::new(OfApp("1111")), CacheConfig::default(), tier);
+        assert_eq!(
+            same.map(|c| c.app_id().map(str::to_owned)).ok(),
+            Some(Some("1111".into()))
+        );
     }
 
     #[test]

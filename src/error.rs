@@ -67,6 +67,10 @@ pub enum Error {
     /// request was made (it becomes part of the URL path).
     #[error("an account id must be a non-empty decimal string of at most 32 digits")]
     InvalidAccountId,
+    /// A verification was cut short before it could answer: the task
+    /// running it panicked or its runtime shut down.
+    #[error("the verification was aborted before Account Kit answered")]
+    Aborted,
 }
 
 impl Error {
@@ -113,7 +117,9 @@ impl Error {
     /// code 2, or rate limiting. The request may succeed later.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::Transport(_) | Error::Decode { .. } => true,
+            Error::Timeout { .. } | Error::Transport(_) | Error::Decode { .. } | Error::Aborted => {
+                true
+            }
             Error::Graph(g) => {
                 g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
             }
@@ -131,6 +137,7 @@ impl Error {
                 g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
             }
             Error::Timeout { .. }
+            | Error::Aborted
             | Error::Config(_)
             | Error::InvalidLimit { .. }
             | Error::InvalidAccountId => false,

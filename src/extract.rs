@@ -3,7 +3,9 @@
 //! and outages are not).
 //!
 //! Both first read what [`AccountKitAuth`] left in the request extensions,
-//! so nothing is verified twice. Without the middleware they verify the
+//! so nothing is verified twice, but only if it was made by the verifier of
+//! the [`AccountKitAuth`] registered as app data (when one is): a
+//! verification counts only for the verifier that made it. Without the middleware they verify the
 //! request themselves with the [`AccountKitAuth`] registered as app data
 //! (`App::app_data(auth.clone())` or `web::Data::new(auth)`), so a single
 //! handler can be protected by its signature alone.
@@ -42,11 +44,33 @@ use crate::verify::Refusal;
 pub struct VerifiedAccount {
     account: Arc<Account>,
     token: RequestToken,
+    verified_by: VerifierId,
+}
+
+/// The identity of the verifier that made a [`VerifiedAccount`]: the
+/// address of its shared allocation, unique while it is alive (and the
+/// verifier that compares is alive, as is the one that verified the request
+/// being served).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VerifierId(usize);
+
+impl VerifierId {
+    pub(crate) fn of(verifier: &Arc<dyn crate::verify::Verifier>) -> Self {
+        Self(Arc::as_ptr(verifier).cast::<()>() as usize)
+    }
 }
 
 impl VerifiedAccount {
-    pub(crate) fn new(account: Arc<Account>, token: RequestToken) -> Self {
-        Self { account, token }
+    pub(crate) fn new(account: Arc<Account>, token: RequestToken, verified_by: VerifierId) -> Self {
+        Self {
+            account,
+            token,
+            verified_by,
+        }
+    }
+
+    pub(crate) fn verified_by(&self) -> VerifierId {
+        self.verified_by
     }
 
     /// The account id.
@@ -139,15 +163,23 @@ impl FromRequest for MaybeAccount {
 }
 
 /// The shared logic: extensions first, then the registered `AccountKitAuth`.
+///
+/// What the extensions hold counts only if the registered `AccountKitAuth`
+/// (when there is one) made it: a route that registers another app's auth,
+/// or a stricter verifier, inside a scope an outer middleware verified,
+/// verifies again with its own.
 fn extract<T: 'static>(
     req: &HttpRequest,
     anonymous_ok: bool,
     wrap: fn(Option<VerifiedAccount>) -> Result<T, actix_web::Error>,
 ) -> ExtractFuture<T> {
+    let registered = registered_auth(req);
     if let Some(found) = req.extensions().get::<VerifiedAccount>() {
-        return Either::Left(future::ready(wrap(Some(found.clone()))));
+        if registered.is_none_or(|auth| auth.made(found)) {
+            return Either::Left(future::ready(wrap(Some(found.clone()))));
+        }
     }
-    let Some(auth) = registered_auth(req) else {
+    let Some(auth) = registered.cloned() else {
         return Either::Left(future::err(missing_app_data()));
     };
     let done = move |auth: &AccountKitAuth, req: &HttpRequest, outcome| match outcome {
@@ -172,10 +204,10 @@ fn extract<T: 'static>(
     }
 }
 
-fn registered_auth(req: &HttpRequest) -> Option<AccountKitAuth> {
-    req.app_data::<AccountKitAuth>().cloned().or_else(|| {
+fn registered_auth(req: &HttpRequest) -> Option<&AccountKitAuth> {
+    req.app_data::<AccountKitAuth>().or_else(|| {
         req.app_data::<web::Data<AccountKitAuth>>()
-            .map(|d| d.get_ref().clone())
+            .map(|d| d.get_ref())
     })
 }
 

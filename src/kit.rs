@@ -7,7 +7,7 @@ use crate::admin::AdminClient;
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
-use crate::error::{ConfigError, Error};
+use crate::error::Error;
 use crate::middleware::AccountKitAuth;
 use crate::shared::SharedTier;
 use crate::verify::{GraphVerifier, MissingApplication};
@@ -75,23 +75,15 @@ impl AccountKitBuilder {
     /// Builds the client, the verifier, the cache, the middleware and the
     /// admin client.
     pub fn build(self) -> Result<AccountKit, Error> {
-        if let Some(bound) = self.shared_tier.as_ref().and_then(|t| t.app_id()) {
-            if bound != self.config.app_id() {
-                // Its entries were verified for another app: sharing them
-                // would let that app's tokens in (a confused deputy).
-                return Err(ConfigError::Other(
-                    "the shared tier was built for another app id than this configuration's",
-                )
-                .into());
-            }
-        }
         let client = GraphClient::new(self.config)?;
         let verifier = GraphVerifier::builder(client.clone())
             .missing_application(self.missing_application)
             .build();
         let verifier = Arc::new(verifier);
         let cache = match self.shared_tier {
-            Some(tier) => CachedVerifier::with_shared_tier(verifier, self.cache, tier),
+            // A tier of another app is refused there: its entries were
+            // verified for that app (a confused deputy).
+            Some(tier) => CachedVerifier::with_shared_tier(verifier, self.cache, tier)?,
             None => CachedVerifier::from_arc(verifier, self.cache),
         };
         Ok(AccountKit {

@@ -8,6 +8,7 @@
 //! | refusal | status | `WWW-Authenticate` |
 //! |---|---|---|
 //! | no token | 401 | `Bearer realm="…"` (no error code, §3.1) |
+//! | more than one token (two headers, two sources, a repeated parameter) | 400 | `Bearer realm="…", error="invalid_request", error_description="…"` |
 //! | malformed, refused by Account Kit, other app | 401 | `Bearer realm="…", error="invalid_token", error_description="…"` |
 //! | Account Kit unavailable, server misconfigured | 503 | none; `Retry-After` instead |
 //!
@@ -26,8 +27,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{self, Either, LocalBoxFuture, MapOk, Ready, TryFutureExt};
 
-use crate::extract::VerifiedAccount;
-use crate::token::{find_token, Presented, RequestToken, TokenSource};
+use crate::extract::{VerifiedAccount, VerifierId};
+use crate::token::{find_token, Malformed, Presented, RequestToken, TokenSource};
 use crate::verify::{Refusal, Verifier};
 
 /// The realm of the `WWW-Authenticate` challenge. Default is `accountkit`.
@@ -81,6 +82,9 @@ pub struct AccountKitAuth {
 
 struct AuthInner {
     verifier: Arc<dyn Verifier>,
+    /// Which verifier made a [`VerifiedAccount`]: a verification counts only
+    /// for the verifier that made it.
+    verifier_id: VerifierId,
     sources: Box<[TokenSource]>,
     realm: Box<str>,
     retry_after: Duration,
@@ -92,6 +96,8 @@ struct AuthInner {
 }
 
 struct InvalidChallenges {
+    /// `error="invalid_request"`: more than one token (400).
+    ambiguous: HeaderValue,
     malformed: HeaderValue,
     refused: HeaderValue,
     wrong_app: HeaderValue,
@@ -130,6 +136,9 @@ impl AccountKitAuth {
             ))
         };
         let invalid_challenges = InvalidChallenges {
+            ambiguous: header_value(&format!(
+                "Bearer realm=\"{quoted}\", error=\"invalid_request\", error_description=\"{DESC_AMBIGUOUS}\""
+            )),
             malformed: invalid(DESC_MALFORMED),
             refused: invalid(DESC_REFUSED),
             wrong_app: invalid(DESC_WRONG_APP),
@@ -137,6 +146,7 @@ impl AccountKitAuth {
         let retry_after_value = header_value(&retry_after.as_secs().max(1).to_string());
         Self {
             inner: Arc::new(AuthInner {
+                verifier_id: VerifierId::of(&verifier),
                 verifier,
                 sources,
                 realm,
@@ -167,8 +177,9 @@ impl AccountKitAuth {
         )
     }
 
-    /// Where to look for the token, in order; the first source that finds
-    /// anything decides. Default is `[TokenSource::BearerHeader]`.
+    /// Where to look for the token. Exactly one source may find one: a token
+    /// sent by two of them is refused with 400 `invalid_request` (RFC 6750
+    /// §3.1). Default is `[TokenSource::BearerHeader]`.
     pub fn token_sources(self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
         let sources: Box<[TokenSource]> = sources.into_iter().collect();
         self.rebuild(|p| {
@@ -221,6 +232,12 @@ impl AccountKitAuth {
         &self.inner.verifier
     }
 
+    /// Whether `verified` was made by this value's verifier (and so may be
+    /// trusted without verifying again).
+    pub(crate) fn made(&self, verified: &VerifiedAccount) -> bool {
+        verified.verified_by() == self.inner.verifier_id
+    }
+
     /// Authenticates a request as far as it can without waiting (shared by
     /// the middleware and the extractors, so they cannot drift apart).
     pub(crate) fn start(&self, req: &HttpRequest) -> Step {
@@ -229,7 +246,9 @@ impl AccountKitAuth {
             Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
             Presented::Token(token) => {
                 match self.inner.verifier.verify_now(token.expose_secret()) {
-                    Some(outcome) => Step::Decided(outcome.map(|a| VerifiedAccount::new(a, token))),
+                    Some(outcome) => Step::Decided(
+                        outcome.map(|a| VerifiedAccount::new(a, token, self.inner.verifier_id)),
+                    ),
                     None => Step::Pending(token),
                 }
             }
@@ -239,7 +258,7 @@ impl AccountKitAuth {
     /// Finishes a [`Step::Pending`]: asks the verifier.
     pub(crate) async fn finish(&self, token: RequestToken) -> Result<VerifiedAccount, Refusal> {
         let outcome = self.inner.verifier.verify(token.expose_secret()).await;
-        outcome.map(|account| VerifiedAccount::new(account, token))
+        outcome.map(|account| VerifiedAccount::new(account, token, self.inner.verifier_id))
     }
 
     /// The response to a refusal: logged for the operator where it is the
@@ -261,6 +280,12 @@ impl AccountKitAuth {
                 Some(&self.inner.challenge),
                 "unauthorized",
                 "no access token was sent",
+            ),
+            Refusal::Malformed(Malformed::Ambiguous) => (
+                StatusCode::BAD_REQUEST,
+                Some(&challenges.ambiguous),
+                "invalid_request",
+                DESC_AMBIGUOUS,
             ),
             Refusal::Malformed(_) => (
                 StatusCode::UNAUTHORIZED,
@@ -315,6 +340,7 @@ pub(crate) enum Step {
     Pending(RequestToken),
 }
 
+const DESC_AMBIGUOUS: &str = "more than one access token was sent";
 const DESC_MALFORMED: &str = "the access token is malformed";
 const DESC_REFUSED: &str = "the access token is invalid, expired or logged out";
 const DESC_WRONG_APP: &str = "the access token was not issued for this app";
@@ -432,8 +458,14 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if req.extensions().contains::<VerifiedAccount>() {
-            // An outer AccountKitAuth already verified this request.
+        let verified_here = req
+            .extensions()
+            .get::<VerifiedAccount>()
+            .is_some_and(|v| self.auth.made(v));
+        if verified_here {
+            // An outer AccountKitAuth with the same verifier already verified
+            // this request. One with another verifier (another app, a
+            // stricter policy) does not count: verify again below.
             return Either::Left(forward(&self.service, req));
         }
         match self.auth.start(req.request()) {

@@ -4,7 +4,10 @@
 //! The default source is `Authorization: Bearer <token>` (RFC 6750 §2.1),
 //! with the scheme matched case-insensitively (RFC 9110 §11.1). A cookie, a
 //! query parameter or a function of your own can be configured instead; the
-//! sources are tried in order and the first one present wins.
+//! sources are all looked at: a token sent by more than one of them, a
+//! repeated parameter or cookie, or two `Authorization` headers is refused as
+//! [`Malformed::Ambiguous`] (RFC 6750 §3.1: "uses more than one method for
+//! including an access token", `invalid_request`, 400).
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +32,10 @@ pub enum Malformed {
     /// A character outside the RFC 6750 `b64token` alphabet.
     #[error("the access token has characters outside the token alphabet")]
     BadCharacter,
-    /// More than one `Authorization` header, or more than one bearer token.
+    /// More than one token: two `Authorization` headers, two words after
+    /// `Bearer`, a repeated parameter or cookie, or a token sent by more than
+    /// one of the configured sources. RFC 6750 §3.1 calls this
+    /// `invalid_request` (400), not `invalid_token`.
     #[error("more than one access token was sent")]
     Ambiguous,
 }
@@ -202,10 +208,8 @@ impl TokenSource {
     fn find(&self, req: &HttpRequest) -> Option<Presented> {
         match self {
             TokenSource::BearerHeader => bearer(req),
-            TokenSource::Cookie(name) => req.cookie(name).map(|c| presented_owned(c.value())),
-            TokenSource::Query(name) => {
-                query_param(req.query_string(), name).map(|v| presented_owned(&v))
-            }
+            TokenSource::Cookie(name) => cookie(req, name),
+            TokenSource::Query(name) => query_param(req.query_string(), name),
             TokenSource::Custom(f) => f(req).map(|v| presented_owned(&v)),
         }
     }
@@ -222,12 +226,14 @@ impl fmt::Debug for TokenSource {
     }
 }
 
-/// Looks through `sources` in order; the first that finds anything decides.
+/// Looks through every source: exactly one may find something.
 pub(crate) fn find_token(req: &HttpRequest, sources: &[TokenSource]) -> Presented {
-    sources
-        .iter()
-        .find_map(|s| s.find(req))
-        .unwrap_or(Presented::Absent)
+    let mut found = sources.iter().filter_map(|s| s.find(req));
+    match (found.next(), found.next()) {
+        (None, _) => Presented::Absent,
+        (Some(only), None) => only,
+        (Some(_), Some(_)) => Presented::Malformed(Malformed::Ambiguous),
+    }
 }
 
 fn presented_owned(token: &str) -> Presented {
@@ -286,11 +292,26 @@ pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
     }))
 }
 
-/// The first value of `name` in a query string, percent-decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+/// The value of `name` in a query string, percent-decoded; a repeated
+/// parameter is ambiguous.
+fn query_param(query: &str, name: &str) -> Option<Presented> {
+    let mut values = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
+    let (_, value) = values.next()?;
+    if values.next().is_some() {
+        return Some(Presented::Malformed(Malformed::Ambiguous));
+    }
+    Some(presented_owned(&value))
+}
+
+/// The cookie `name`; sent twice, it is ambiguous.
+fn cookie(req: &HttpRequest, name: &str) -> Option<Presented> {
+    let cookies = req.cookies().ok()?;
+    let mut values = cookies.iter().filter(|c| c.name() == name);
+    let value = values.next()?.value();
+    if values.next().is_some() {
+        return Some(Presented::Malformed(Malformed::Ambiguous));
+    }
+    Some(presented_owned(value))
 }
 
 #[cfg(test)]
@@ -361,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn sources_in_order() {
+    fn one_source_may_find_a_token() {
         let req = TestRequest::default()
             .uri("/?access_token=fromquery")
             .insert_header(("cookie", "ak=fromcookie"))
@@ -370,14 +391,41 @@ mod tests {
             TokenSource::query("access_token"),
             TokenSource::cookie("ak"),
         ];
-        assert_eq!(token_of(find_token(&req, &sources)), "fromquery");
+        // RFC 6750 §3.1: more than one method is invalid_request.
+        assert!(matches!(
+            find_token(&req, &sources),
+            Presented::Malformed(Malformed::Ambiguous)
+        ));
         let sources = [TokenSource::BearerHeader, TokenSource::cookie("ak")];
         assert_eq!(token_of(find_token(&req, &sources)), "fromcookie");
+        let sources = [
+            TokenSource::query("access_token"),
+            TokenSource::BearerHeader,
+        ];
+        assert_eq!(token_of(find_token(&req, &sources)), "fromquery");
         let custom = [TokenSource::custom(|_| Some("x y".into()))];
         assert!(matches!(find_token(&req, &custom), Presented::Malformed(_)));
         assert!(matches!(
             find_token(&req, &[TokenSource::BearerHeader]),
             Presented::Absent
+        ));
+    }
+
+    #[test]
+    fn repeated_parameter_or_cookie_is_ambiguous() {
+        let req = TestRequest::default()
+            .uri("/?access_token=a&access_token=b")
+            .to_http_request();
+        assert!(matches!(
+            find_token(&req, &[TokenSource::query("access_token")]),
+            Presented::Malformed(Malformed::Ambiguous)
+        ));
+        let req = TestRequest::default()
+            .insert_header(("cookie", "ak=a; ak=b"))
+            .to_http_request();
+        assert!(matches!(
+            find_token(&req, &[TokenSource::cookie("ak")]),
+            Presented::Malformed(Malformed::Ambiguous)
         ));
     }
 

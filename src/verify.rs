@@ -71,6 +71,13 @@ pub trait Verifier: Send + Sync + 'static {
         let _ = token;
         None
     }
+
+    /// The app whose tokens this verifier accepts, if it is bound to one
+    /// (the built-in [`GraphVerifier`] is): a shared tier of another app is
+    /// refused in front of it. Default: `None`.
+    fn app_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
@@ -80,6 +87,10 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn verify_now(&self, token: &str) -> Option<Result<Arc<Account>, Refusal>> {
         (**self).verify_now(token)
+    }
+
+    fn app_id(&self) -> Option<&str> {
+        (**self).app_id()
     }
 }
 
@@ -323,5 +334,9 @@ impl GraphVerifier {
 impl Verifier for GraphVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
         self.verify_token(token).boxed()
+    }
+
+    fn app_id(&self) -> Option<&str> {
+        Some(self.inner.client.config().app_id())
     }
 }

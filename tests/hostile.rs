@@ -1,6 +1,6 @@
 //! Hostile input, generated: 10,000 requests with random and adversarial
 //! `Authorization` headers, sent as raw bytes over TCP. Every answer must be
-//! a 401 with the right RFC 6750 challenge (or the HTTP layer's own 400/431
+//! a 401 (400 for more than one credential) with the right RFC 6750 challenge (or the HTTP layer's own 400/431
 //! for bytes HTTP forbids), never a 5xx; nothing that cannot be a token may
 //! reach the upstream; the server keeps serving.
 
@@ -160,6 +160,9 @@ enum Expect {
     Bare,
     /// A bearer credential that cannot be a token: invalid_token, no call.
     Malformed,
+    /// More than one credential (two headers, two words): 400
+    /// invalid_request, no call (RFC 6750 §3.1).
+    Ambiguous,
     /// A well-formed token: invalid_token after at most one call.
     Token,
 }
@@ -172,15 +175,18 @@ fn expect(headers: &[Vec<u8>]) -> Expect {
             let is_bearer = v.len() >= 6
                 && v[..6].eq_ignore_ascii_case(b"bearer")
                 && (v.len() == 6 || ows(v[6]));
+            let rest = trim(v.get(6..).unwrap_or_default());
             if !is_bearer {
                 Expect::Bare
-            } else if is_b64token(trim(&v[6..])) {
+            } else if rest.iter().any(|&b| ows(b)) {
+                Expect::Ambiguous
+            } else if is_b64token(rest) {
                 Expect::Token
             } else {
                 Expect::Malformed
             }
         }
-        _ => Expect::Malformed,
+        _ => Expect::Ambiguous,
     }
 }
 
@@ -268,12 +274,26 @@ fn check(server: &Server, headers: &[Vec<u8>], token_in_query: bool) -> Result<(
         prop_assert!(made <= 1);
         return Ok(());
     }
-    prop_assert_eq!(answer.status, 401);
     let challenge = answer.challenge.unwrap_or_default();
-    match expect(headers) {
+    let expected = expect(headers);
+    let status = if matches!(expected, Expect::Ambiguous) {
+        400
+    } else {
+        401
+    };
+    prop_assert_eq!(answer.status, status);
+    match expected {
         Expect::Bare => {
             prop_assert_eq!(challenge.as_str(), "Bearer realm=\"accountkit\"");
             prop_assert_eq!(made, 0);
+        }
+        Expect::Ambiguous => {
+            prop_assert!(
+                challenge.contains("error=\"invalid_request\""),
+                "{}",
+                challenge
+            );
+            prop_assert_eq!(made, 0, "an ambiguous credential reached the upstream");
         }
         Expect::Malformed => {
             prop_assert!(
@@ -314,10 +334,13 @@ fn ten_thousand_hostile_requests_then_the_server_keeps_serving() {
         &b"Bearer \xff\xfe"[..],
         b"bEaReR    ",
         b"Basic Zm9vOmJhcg==",
-        b"Bearer a b c",
     ] {
         assert_eq!(send(server.addr, &[value.to_vec()], "/").status, 401);
     }
+    assert_eq!(
+        send(server.addr, &[b"Bearer a b c".to_vec()], "/").status,
+        400
+    );
     let ok = send(server.addr, &[format!("Bearer {GOOD}").into_bytes()], "/");
     assert_eq!(ok.status, 200, "still serving");
 }
