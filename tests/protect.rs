@@ -4,6 +4,7 @@
 mod support;
 
 use actix_accountkit::extract::{MaybeAccount, VerifiedAccount};
+use actix_accountkit::token::TokenSource;
 use actix_accountkit::AccountKit;
 use actix_web::{web, App, HttpResponse};
 use serde_json::Value;
@@ -143,7 +144,6 @@ async fn malformed_and_oversized_tokens_cost_no_upstream_call() {
     let oversized = "A".repeat(4097);
     for bad in [
         "Bearer",
-        "Bearer a b",
         "Bearer tok€n",
         "Bearer <script>",
         &format!("Bearer {oversized}"),
@@ -163,6 +163,75 @@ async fn malformed_and_oversized_tokens_cost_no_upstream_call() {
     }
     assert_eq!(calls(&emu, "me").await, 0);
     assert_eq!(kit.cache().stats().lookups(), 0);
+}
+
+/// RFC 6750 §3.1: a request that "uses more than one method for including
+/// an access token" or repeats a parameter is `invalid_request`, a 400.
+#[actix_web::test]
+async fn more_than_one_token_is_invalid_request() {
+    let emu = emulator();
+    let kit = kit(&emu).with_auth(|auth| {
+        auth.token_sources([
+            TokenSource::BearerHeader,
+            TokenSource::query("access_token"),
+            TokenSource::cookie("ak"),
+        ])
+    });
+    let app = app_for(&kit);
+    let good = login(&emu, "+15556660001").await.token;
+    let url = app.url("/api/me");
+    let two_headers = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {good}"))
+        .header("authorization", format!("Bearer {good}"));
+    let two_words = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {good} {good}"));
+    let header_and_query = http()
+        .get(format!("{url}?access_token={good}"))
+        .header("authorization", format!("Bearer {good}"));
+    let header_and_cookie = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {good}"))
+        .header("cookie", format!("ak={good}"));
+    let repeated_parameter = http().get(format!("{url}?access_token={good}&access_token={good}"));
+    let repeated_cookie = http()
+        .get(&url)
+        .header("cookie", format!("ak={good}; ak={good}"));
+    for (what, request) in [
+        ("two headers", two_headers),
+        ("two words", two_words),
+        ("header and query", header_and_query),
+        ("header and cookie", header_and_cookie),
+        ("repeated parameter", repeated_parameter),
+        ("repeated cookie", repeated_cookie),
+    ] {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status(), 400, "{what}");
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains("error=\"invalid_request\""),
+            "{what}: {challenge}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{what}");
+    }
+    assert_eq!(
+        calls(&emu, "me").await,
+        0,
+        "refused before any upstream call"
+    );
+    // One source at a time still passes.
+    assert_eq!(get_with(&url, Some(&good)).await.status(), 200);
+    let res = http()
+        .get(format!("{url}?access_token={good}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[actix_web::test]
