@@ -14,10 +14,13 @@
 //!
 //! [`GraphVerifier`] tells them apart with a credential self-check: an
 //! app-token call (one entry of the accounts listing) that succeeds only if
-//! our app id and secret are right. The verdict is kept for
-//! [`GraphVerifierBuilder::credential_check_ttl`], and concurrent refusals
-//! share one check. [`GraphVerifier::check_credentials`] runs it on demand,
-//! e.g. at start-up.
+//! our app id and secret are right. Concurrent refusals share one check. A
+//! "bad credentials" verdict is kept for
+//! [`GraphVerifierBuilder::credential_check_ttl`]; a "good credentials"
+//! verdict counts only for refusals that came before the check started, so
+//! that after the app secret is rotated, valid users get a 503 (and the
+//! operator an error) rather than a cached "wrong app" 401.
+//! [`GraphVerifier::check_credentials`] runs it on demand, e.g. at start-up.
 
 use std::fmt;
 use std::sync::Arc;
@@ -187,7 +190,15 @@ struct GraphVerifierInner {
     check_ttl: Duration,
     /// The last self-check verdict. An async mutex: concurrent refusals wait
     /// for one check instead of each making their own.
-    last_check: tokio::sync::Mutex<Option<(Instant, Verdict)>>,
+    last_check: tokio::sync::Mutex<Option<Check>>,
+}
+
+/// A self-check: when it was started, when it answered, and its verdict.
+#[derive(Clone, Copy, Debug)]
+struct Check {
+    started: Instant,
+    answered: Instant,
+    verdict: Verdict,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,7 +232,8 @@ impl GraphVerifierBuilder {
         self
     }
 
-    /// How long a credential self-check verdict is reused. Default is
+    /// How long a "bad credentials" self-check verdict is reused (a "good"
+    /// one only vouches for refusals received before it started). Default is
     /// [`DEFAULT_CREDENTIAL_CHECK_TTL`].
     pub fn credential_check_ttl(mut self, ttl: Duration) -> Self {
         self.check_ttl = ttl;
@@ -271,28 +283,52 @@ impl GraphVerifier {
             Err(_) => None,
         };
         if let Some(verdict) = verdict {
-            *self.inner.last_check.lock().await = Some((Instant::now(), verdict));
+            let answered = Instant::now();
+            *self.inner.last_check.lock().await = Some(Check {
+                // Not known exactly: as old as it can be, so that it never
+                // vouches for a refusal it may have preceded.
+                started: answered
+                    .checked_sub(self.inner.check_ttl)
+                    .unwrap_or(answered),
+                answered,
+                verdict,
+            });
         }
         result
     }
 
-    /// The self-check verdict, from memory if fresh. `Err` if the check
-    /// itself could not be made.
-    async fn credentials_verdict(&self) -> Result<Verdict, Error> {
+    /// The self-check verdict for a proof refused at `refused_at`.
+    ///
+    /// "Our credentials are bad" is reused while fresh (a 503 either way).
+    /// "Our credentials are good" turns the refusal into a definite
+    /// [`Refusal::WrongApp`] (cached, shared), so it is reused only from a
+    /// check started after the refusal: an older one may predate a rotation
+    /// of the app secret, and would lock valid users out. Concurrent
+    /// refusals share one check. `Err` if the check could not be made.
+    async fn credentials_verdict(&self, refused_at: Instant) -> Result<Verdict, Error> {
         let mut last = self.inner.last_check.lock().await;
-        if let Some((at, verdict)) = *last {
-            if at.elapsed() < self.inner.check_ttl {
-                return Ok(verdict);
+        if let Some(check) = *last {
+            let usable = match check.verdict {
+                Verdict::Bad => check.answered.elapsed() < self.inner.check_ttl,
+                Verdict::Good => check.started >= refused_at,
+            };
+            if usable {
+                return Ok(check.verdict);
             }
         }
         // Held across the call on purpose (an async mutex): the other
         // refusals wait for this one check.
+        let started = Instant::now();
         let verdict = match self.inner.client.check_app_credentials().await {
             Ok(()) => Verdict::Good,
             Err(e) if e.is_app_misconfigured() || e.is_invalid_token() => Verdict::Bad,
             Err(e) => return Err(e),
         };
-        *last = Some((Instant::now(), verdict));
+        *last = Some(Check {
+            started,
+            answered: Instant::now(),
+            verdict,
+        });
         Ok(verdict)
     }
 
@@ -300,7 +336,9 @@ impl GraphVerifier {
         check_token(token)?;
         let client = &self.inner.client;
         let config = client.config();
-        match client.me(token).await {
+        let answer = client.me(token).await;
+        let answered_at = Instant::now();
+        match answer {
             Ok(account) => match account.application_id() {
                 Some(app) if app == config.app_id() => Ok(Arc::new(account)),
                 Some(_) => Err(Refusal::WrongApp),
@@ -318,7 +356,7 @@ impl GraphVerifier {
                     // Account Kit wants a proof we were configured not to send.
                     return Err(Refusal::Misconfigured(Arc::new(e)));
                 }
-                match self.credentials_verdict().await {
+                match self.credentials_verdict(answered_at).await {
                     // Our secret is right, so the proof only fails because
                     // the token is another app's.
                     Ok(Verdict::Good) => Err(Refusal::WrongApp),

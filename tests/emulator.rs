@@ -437,6 +437,65 @@ async fn appsecret_proof_rules() {
 }
 
 #[tokio::test]
+async fn a_reset_app_secret_replaces_the_old_one() {
+    let emu = Emu::standard();
+    let login = emu.login_phone("+15551234567").await;
+    let r = emu
+        .control(
+            &format!("/_emulator/apps/{APP}/secret"),
+            serde_json::json!({"secret": "the-new-secret"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.contains("the-new-secret"),
+        "never echoed: {}",
+        r.body
+    );
+    // Proofs and app tokens made with the old secret are refused...
+    emu.me(&login.token, SECRET)
+        .await
+        .assert_error(400, PROOF_INVALID);
+    emu.get(
+        &format!("/v1.3/{APP}/accounts"),
+        &[("access_token", &app_token(APP, SECRET))],
+    )
+    .await
+    .assert_error(500, BAD_APP);
+    // ...and the new ones accepted; the client token still works.
+    emu.me(&login.token, "the-new-secret")
+        .await
+        .assert_eq_status(200);
+    for key in ["the-new-secret", CLIENT_TOKEN] {
+        emu.get(
+            "/v1.3/access_token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &emu.login_phone("+15551234599").await.code),
+                ("access_token", &app_token(APP, key)),
+            ],
+        )
+        .await
+        .assert_eq_status(200);
+    }
+    // Unknown app, empty secret, wrong method.
+    let r = emu
+        .control(
+            "/_emulator/apps/999/secret",
+            serde_json::json!({"secret": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = emu
+        .control(
+            &format!("/_emulator/apps/{APP}/secret"),
+            serde_json::json!({"secret": ""}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
 async fn multipart_form_as_in_the_curl_example() {
     let emu = Emu::standard();
     let login = emu.login_phone("+8617512097915").await;

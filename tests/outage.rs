@@ -198,3 +198,54 @@ async fn connection_refused_is_503() {
         200
     );
 }
+
+/// Issue 10 (suspected, confirmed): after the app secret is rotated at
+/// Account Kit, a "credentials good" verdict from before the rotation must
+/// not turn valid users' refused proofs into a cached "wrong app" 401.
+#[actix_web::test]
+async fn a_rotated_secret_is_the_servers_503_not_the_users_401() {
+    let emu = emulator();
+    let kit = kit(&emu);
+    let app = app(&kit);
+    // A foreign token makes the verifier check our credentials: good.
+    let foreign = login_other_app(&emu, "+15557770001").await;
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&foreign.token))
+            .await
+            .status(),
+        401
+    );
+
+    // The secret is reset in the dashboard; this server still has the old one.
+    let rotate = |secret: &'static str| {
+        let url = format!("{}/_emulator/apps/{APP_ID}/secret", emu.base_url());
+        async move {
+            let res = http()
+                .post(url)
+                .json(&json!({ "secret": secret }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    };
+    rotate("the-new-account-kit-app-secret").await;
+    let user = login(&emu, "+15557770002").await;
+    for _ in 0..2 {
+        let res = get_with(&app.url("/me"), Some(&user.token)).await;
+        assert_eq!(res.status(), 503, "the server's fault, not the user's");
+    }
+    assert_eq!(
+        kit.cache().stats().negative_entries,
+        1,
+        "only the foreign token"
+    );
+
+    // Once the server has the right secret again, the user passes at once:
+    // nothing was cached against them.
+    rotate(APP_SECRET).await;
+    assert_eq!(
+        get_with(&app.url("/me"), Some(&user.token)).await.status(),
+        200
+    );
+}

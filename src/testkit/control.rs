@@ -165,6 +165,32 @@ async fn read_json_body(payload: Payload) -> Result<Vec<u8>, HttpResponse> {
     Ok(buf)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRequest {
+    secret: String,
+}
+
+/// `POST /_emulator/apps/{app_id}/secret {"secret": "…"}`: resets an app's
+/// Account Kit app secret, as the dashboard's "Reset" did. The answer never
+/// repeats it.
+fn set_secret(shared: &Shared, app_id: &str, body: &[u8]) -> HttpResponse {
+    let req: SecretRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(_) => {
+            return control_error(StatusCode::BAD_REQUEST, "expected JSON {\"secret\":\"…\"}")
+        }
+    };
+    if req.secret.is_empty() {
+        return control_error(StatusCode::BAD_REQUEST, "the secret must not be empty");
+    }
+    if shared.state.lock().set_app_secret(app_id, req.secret) {
+        reply::ok(serde_json::json!({"app_id": app_id, "secret": "reset"}).to_string())
+    } else {
+        control_error(StatusCode::NOT_FOUND, "no such app")
+    }
+}
+
 fn login(shared: &Shared, body: &[u8]) -> HttpResponse {
     let req: LoginRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -283,10 +309,20 @@ pub(crate) async fn handle(
         ("login" | "stats" | "faults", _) => {
             control_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
-        _ => control_error(
-            StatusCode::NOT_FOUND,
-            "unknown control endpoint (login, stats, faults)",
-        ),
+        (path, method) => match path
+            .strip_prefix("apps/")
+            .and_then(|rest| rest.strip_suffix("/secret"))
+        {
+            Some(app_id) if method == Method::POST => match read_json_body(payload).await {
+                Ok(body) => set_secret(shared, app_id, &body),
+                Err(res) => res,
+            },
+            Some(_) => control_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            None => control_error(
+                StatusCode::NOT_FOUND,
+                "unknown control endpoint (login, stats, faults, apps/{app_id}/secret)",
+            ),
+        },
     }
 }
 

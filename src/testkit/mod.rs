@@ -128,6 +128,11 @@
 //!   non-control request, unknown paths included; a call that gets a faulted
 //!   status has no effect (a code is not consumed). `{}` (or `DELETE`)
 //!   clears; the reply is the remaining fault (`GET` shows it).
+//! * `POST /_emulator/apps/{app_id}/secret` `{"secret":"…"}`: resets an
+//!   app's Account Kit app secret, as the dashboard's "Reset" did: app tokens
+//!   and proofs made with the old one are refused from then on. Reply
+//!   `{"app_id","secret":"reset"}` (the secret is never echoed); unknown app →
+//!   404.
 //!
 //! Calls are counted by path shape (`/{any}/me` counts as `me` even with a
 //! malformed version), before faults and validation. Dead tokens and used

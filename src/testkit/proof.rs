@@ -5,7 +5,20 @@
 //! `hash_hmac('sha256', $access_token, $app_secret)` of the API document).
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+
+/// Whether a presented credential (app secret, client token) equals the
+/// expected one, in time that depends on neither's content: both are hashed
+/// to 32 bytes first (so lengths do not short-circuit the comparison), then
+/// every byte is compared.
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (Sha256::digest(given), Sha256::digest(expected));
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
+}
 
 /// Whether `proof` is the appsecret_proof of `token` under `secret`.
 ///
@@ -23,7 +36,17 @@ pub(crate) fn matches(secret: &str, token: &str, proof: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, same_secret};
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(SECRET, SECRET));
+        assert!(!same_secret(SECRET, &SECRET[..31]));
+        assert!(!same_secret(&SECRET[..31], SECRET));
+        assert!(!same_secret("", SECRET));
+        assert!(!same_secret(&SECRET.to_uppercase(), SECRET));
+        assert!(same_secret("", ""));
+    }
 
     const SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
 

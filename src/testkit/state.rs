@@ -221,6 +221,19 @@ impl State {
         self.apps.iter().position(|a| a.app.id == id)
     }
 
+    /// Replaces an app's Account Kit app secret (the dashboard's "Reset"):
+    /// from now on app tokens and proofs need the new one. `false` if there
+    /// is no such app.
+    pub(crate) fn set_app_secret(&mut self, id: &str, secret: String) -> bool {
+        match self.apps.iter_mut().find(|a| a.app.id == id) {
+            Some(app) => {
+                app.app.secret = secret;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The app at an index returned by this state.
     pub(crate) fn app(&self, idx: usize) -> Option<&EmulatorApp> {
         self.apps.get(idx).map(|a| &a.app)
@@ -299,9 +312,15 @@ impl State {
             return AppCredential::Wrong;
         };
         let app = &self.apps[idx].app;
-        if key == app.secret {
+        // Both compared in constant time, and both always compared.
+        let is_secret = super::proof::same_secret(key, &app.secret);
+        let is_client_token = app
+            .client_token
+            .as_deref()
+            .is_some_and(|t| super::proof::same_secret(key, t));
+        if is_secret {
             AppCredential::Secret(idx)
-        } else if app.client_token.as_deref() == Some(key) {
+        } else if is_client_token {
             AppCredential::ClientToken(idx)
         } else {
             AppCredential::Wrong
