@@ -315,7 +315,15 @@ impl GraphClient {
             } else {
                 request.form(params)
             };
-            match self.send(request, extra_secrets).await {
+            // Every credential the request carries is scrubbed from the
+            // answer: the token, its proof, a code, the app token.
+            let secrets: Vec<&str> = params
+                .iter()
+                .filter(|(name, _)| SECRET_PARAMS.contains(name))
+                .map(|(_, value)| *value)
+                .chain(extra_secrets.iter().copied())
+                .collect();
+            match self.send(request, &secrets).await {
                 Err(e) if idempotent && retry < policy.max_retries && e.is_retryable() => {
                     retry += 1;
                     let wait = jitter(policy.backoff(retry));
@@ -407,6 +415,9 @@ pub(crate) fn decode<'a, T: DeserializeOwned>(
         Err(e) => Err(Error::decode(status, &e)),
     }
 }
+
+/// Request parameters that carry a credential.
+const SECRET_PARAMS: [&str; 3] = ["access_token", "appsecret_proof", "code"];
 
 /// `access_token`, and `appsecret_proof` when there is one.
 fn user_token_params<'a>(
@@ -508,6 +519,35 @@ mod tests {
         let err = decode::<Account>(400, body, ["EMAWtopsecret"]).unwrap_err();
         assert!(err.is_invalid_token());
         assert!(!format!("{err} {err:?}").contains("EMAWtopsecret"));
+    }
+
+    #[test]
+    fn encoded_echoes_are_scrubbed_too() {
+        const TOKEN: &str = "EMAWtop+secret/token==";
+        const PROOF: &str = "dcca0fde4790f53de526ea8d25c7f8ddbb2616f0d9cb03abc05ba4f144b2d665";
+        let encoded: String = url::form_urlencoded::byte_serialize(TOKEN.as_bytes()).collect();
+        let twice: String = url::form_urlencoded::byte_serialize(encoded.as_bytes()).collect();
+        for echo in [
+            encoded.clone(),
+            encoded.to_lowercase(),
+            twice,
+            PROOF.to_uppercase(),
+            format!("proof%3D{PROOF}"),
+        ] {
+            let body = serde_json::json!({"error": {
+                "message": format!("bad request ?access_token={echo}&x=1"),
+                "error_user_msg": format!("echo {echo}"),
+                "type": "OAuthException", "code": 190}});
+            let body = serde_json::to_vec(&body).unwrap();
+            let err = decode::<Account>(400, &body, [TOKEN, PROOF]).unwrap_err();
+            let shown = format!("{err} {err:?}").to_lowercase();
+            assert!(!shown.contains(&echo.to_lowercase()), "{echo}: {shown}");
+            assert!(err.is_invalid_token());
+        }
+        // Unrelated text is left alone.
+        let body = br#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}"#;
+        let err = decode::<Account>(400, body, [TOKEN, PROOF]).unwrap_err();
+        assert!(err.to_string().contains("Invalid OAuth access token."));
     }
 
     #[test]

@@ -266,27 +266,71 @@ impl GraphError {
         self.code == CODE_RATE_LIMITED || self.status == 429
     }
 
-    /// Removes every occurrence of the given secrets from the free-text
-    /// fields (Graph has echoed malformed tokens back in messages).
+    /// Removes the given secrets from the free-text fields (Graph has echoed
+    /// malformed tokens back in messages). An exact occurrence is replaced
+    /// by `[redacted]`; a field that still holds a secret in another form
+    /// (percent- or form-encoded, once or twice, in another letter case,
+    /// as a proof's hex can be) is replaced whole.
     pub(crate) fn scrub<'a>(&mut self, secrets: impl IntoIterator<Item = &'a str>) {
-        for secret in secrets {
-            if secret.len() < 4 {
-                continue;
-            }
-            for field in [
-                Some(&mut self.message),
-                self.error_user_msg.as_mut(),
-                self.error_user_title.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
+        let secrets: Vec<&str> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+        for field in [
+            Some(&mut self.message),
+            self.error_user_msg.as_mut(),
+            self.error_user_title.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for secret in &secrets {
                 if field.contains(secret) {
                     *field = field.replace(secret, "[redacted]");
                 }
             }
+            if secrets.iter().any(|secret| hides(field, secret)) {
+                *field = "[redacted: Account Kit's message quoted a secret]".to_owned();
+            }
         }
     }
+}
+
+/// Whether `text` holds `secret` in an encoded form: percent- or
+/// form-decoded up to twice, compared without regard to ASCII case.
+fn hides(text: &str, secret: &str) -> bool {
+    let secret = secret.to_ascii_lowercase();
+    let mut text = text.to_ascii_lowercase().into_bytes();
+    for _ in 0..3 {
+        if text.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+            return true;
+        }
+        text = percent_decode(&text).to_ascii_lowercase();
+    }
+    false
+}
+
+/// `%XX` → the byte, `+` → space; anything else as is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 impl fmt::Debug for GraphError {
