@@ -23,8 +23,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use actix_accountkit::cache::{CacheConfig, CachedVerifier};
-use actix_accountkit::extract::VerifiedAccount;
-use actix_accountkit::middleware::AccountKitAuth;
+use actix_accountkit::AccountKitAuth;
+use actix_accountkit::VerifiedAccount;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{test, web, App, HttpResponse};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -22,7 +22,7 @@ use crate::types::{Account, AccountsPage, TokenExchange};
 ///
 /// ```no_run
 /// use actix_accountkit::admin::AdminClient;
-/// use actix_accountkit::extract::VerifiedAccount;
+/// use actix_accountkit::VerifiedAccount;
 /// use actix_web::{web, HttpResponse};
 ///
 /// async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {

@@ -205,6 +205,12 @@ pub enum ConfigError {
     /// The HTTP client could not be built (TLS backend).
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// A realm with characters outside printable ASCII.
+    #[error("the realm must be printable ASCII")]
+    InvalidRealm,
+    /// An empty list of token sources.
+    #[error("at least one token source is needed")]
+    NoTokenSource,
     /// Something else in the configuration.
     #[error("{0}")]
     Other(&'static str),

@@ -1,22 +1,23 @@
 //! Wiring: config → client → verifier → cache → middleware and admin client
 //! sharing the same cache, in one call.
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::admin::AdminClient;
+use crate::auth::{AccountKitAuth, AccountKitAuthBuilder};
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
 use crate::error::Error;
-use crate::middleware::AccountKitAuth;
 use crate::shared::SharedTier;
-use crate::verify::{GraphVerifier, MissingApplication};
+use crate::verify::{GraphVerifier, MissingApplication, Verifier};
 
 /// Everything a server needs, built once (outside `HttpServer::new`) and
 /// cloned into each worker.
 ///
 /// ```no_run
-/// use actix_accountkit::{AccountKit, config::Config, extract::VerifiedAccount};
+/// use actix_accountkit::{AccountKit, Config, VerifiedAccount};
 /// use actix_web::{web, App, HttpServer};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,13 +41,27 @@ pub struct AccountKit {
     admin: AdminClient,
 }
 
+type AuthSettings = Box<dyn FnOnce(AccountKitAuthBuilder) -> AccountKitAuthBuilder>;
+
 /// Builder of [`AccountKit`].
-#[derive(Debug)]
 pub struct AccountKitBuilder {
     config: Config,
     cache: CacheConfig,
     missing_application: MissingApplication,
     shared_tier: Option<Arc<dyn SharedTier>>,
+    auth: Option<AuthSettings>,
+}
+
+impl fmt::Debug for AccountKitBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountKitBuilder")
+            .field("config", &self.config)
+            .field("cache", &self.cache)
+            .field("missing_application", &self.missing_application)
+            .field("shared_tier", &self.shared_tier)
+            .field("auth", &self.auth.is_some())
+            .finish()
+    }
 }
 
 impl AccountKitBuilder {
@@ -72,8 +87,33 @@ impl AccountKitBuilder {
         self
     }
 
+    /// Settings of the middleware ([`AccountKit::auth`]): token sources,
+    /// realm, answers. Default is [`AccountKitAuth`]'s defaults.
+    ///
+    /// ```
+    /// # use actix_accountkit::{AccountKit, Config};
+    /// use actix_accountkit::token::TokenSource;
+    /// # fn f(config: Config) -> Result<AccountKit, actix_accountkit::Error> {
+    /// let kit = AccountKit::builder(config)
+    ///     .auth(|auth| auth.token_sources([TokenSource::cookie("ak_token")]))
+    ///     .build()?;
+    /// # Ok(kit) }
+    /// ```
+    pub fn auth(
+        mut self,
+        settings: impl FnOnce(AccountKitAuthBuilder) -> AccountKitAuthBuilder + 'static,
+    ) -> Self {
+        self.auth = Some(Box::new(settings));
+        self
+    }
+
     /// Builds the client, the verifier, the cache, the middleware and the
     /// admin client.
+    ///
+    /// # Errors
+    ///
+    /// A configuration the HTTP client refuses, a shared tier bound to
+    /// another app, or invalid middleware settings.
     pub fn build(self) -> Result<AccountKit, Error> {
         let client = GraphClient::new(self.config)?;
         let verifier = GraphVerifier::builder(client.clone())
@@ -86,8 +126,14 @@ impl AccountKitBuilder {
             Some(tier) => CachedVerifier::with_shared_tier(verifier, self.cache, tier)?,
             None => CachedVerifier::from_arc(verifier, self.cache),
         };
+        let shared: Arc<dyn Verifier> = Arc::new(cache.clone());
+        let auth = AccountKitAuth::builder_arc(shared);
+        let auth = match self.auth {
+            Some(settings) => settings(auth),
+            None => auth,
+        };
         Ok(AccountKit {
-            auth: AccountKitAuth::new(cache.clone()),
+            auth: auth.build()?,
             admin: AdminClient::new(client.clone(), cache.clone()),
             client,
             cache,
@@ -97,6 +143,10 @@ impl AccountKitBuilder {
 
 impl AccountKit {
     /// Everything with default policies.
+    ///
+    /// # Errors
+    ///
+    /// A configuration the HTTP client refuses.
     pub fn new(config: Config) -> Result<Self, Error> {
         Self::builder(config).build()
     }
@@ -108,6 +158,7 @@ impl AccountKit {
             cache: CacheConfig::default(),
             missing_application: MissingApplication::default(),
             shared_tier: None,
+            auth: None,
         }
     }
 
@@ -121,19 +172,18 @@ impl AccountKit {
         &self.cache
     }
 
-    /// The middleware, also usable as app data for the extractors. Adjust
-    /// it with its builder methods (`realm`, `token_sources`...).
+    /// The middleware, also usable as app data for the extractors.
     pub fn auth(&self) -> &AccountKitAuth {
         &self.auth
     }
 
-    /// Replaces the middleware settings (same verifier).
-    pub fn with_auth(mut self, f: impl FnOnce(AccountKitAuth) -> AccountKitAuth) -> Self {
-        self.auth = f(self.auth);
-        self
+    /// A builder of another middleware on the same verifier, e.g. for one
+    /// scope with other settings; what either verifies counts for both.
+    pub fn auth_builder(&self) -> AccountKitAuthBuilder {
+        self.auth.to_builder()
     }
 
-    /// The admin client, evicting from the same cache.
+    /// The admin client, invalidating in the same cache.
     pub fn admin(&self) -> &AdminClient {
         &self.admin
     }

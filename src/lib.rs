@@ -5,12 +5,12 @@
 //! request. This crate sits in front of the routes: it validates each token
 //! against the Account Kit Graph API (`GET /me` with `appsecret_proof`,
 //! then the `application.id` check), caches what it learned, hands the
-//! handler a [`VerifiedAccount`](extract::VerifiedAccount), and gives the
+//! handler a [`VerifiedAccount`], and gives the
 //! server an [`AdminClient`](admin::AdminClient) for code exchange, logout,
 //! logout-everywhere, account deletion and account export.
 //!
 //! ```no_run
-//! use actix_accountkit::{config::Config, extract::VerifiedAccount, AccountKit};
+//! use actix_accountkit::{AccountKit, Config, VerifiedAccount};
 //! use actix_web::{web, App, HttpServer};
 //!
 //! #[actix_web::main]
@@ -56,6 +56,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
+pub mod auth;
 pub mod cache;
 pub mod client;
 pub mod config;
@@ -76,8 +77,13 @@ pub mod verify;
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod testkit;
 
+pub use admin::AdminClient;
+pub use auth::{AccountKitAuth, MaybeAccount, VerifiedAccount};
+pub use cache::CacheConfig;
+pub use config::Config;
 pub use error::Error;
 pub use kit::{AccountKit, AccountKitBuilder};
+pub use verify::Refusal;
 
 /// The README's Rust examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

@@ -4,8 +4,8 @@
 mod support;
 
 use actix_accountkit::config::Config;
-use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::AccountKit;
+use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use support::*;
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_accountkit::cache::{CacheConfig, CachedVerifier};
-use actix_accountkit::extract::VerifiedAccount;
-use actix_accountkit::middleware::AccountKitAuth;
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
+use actix_accountkit::AccountKitAuth;
+use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpServer};
 use futures::future::{BoxFuture, FutureExt};
 use proptest::prelude::*;

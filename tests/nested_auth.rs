@@ -8,11 +8,11 @@ mod support;
 use std::sync::Arc;
 
 use actix_accountkit::config::Config;
-use actix_accountkit::extract::{MaybeAccount, VerifiedAccount};
-use actix_accountkit::middleware::AccountKitAuth;
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
 use actix_accountkit::AccountKit;
+use actix_accountkit::AccountKitAuth;
+use actix_accountkit::MaybeAccount;
 use actix_web::{web, App, HttpResponse};
 use futures::future::{BoxFuture, FutureExt};
 use support::*;
@@ -64,7 +64,7 @@ async fn an_outer_verification_does_not_open_inner_scopes_of_another_verifier() 
             // The same verifier under other settings: trusted, not re-verified.
             .service(
                 web::scope("/same")
-                    .wrap(ka.auth().clone().realm("same"))
+                    .wrap(ka.auth().to_builder().realm("same").build().unwrap())
                     .route("/me", web::get().to(me)),
             )
             // Extractor path: routes that register another verifier.

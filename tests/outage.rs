@@ -7,8 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use actix_accountkit::config::Config;
-use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::AccountKit;
+use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use serde_json::json;
 use support::*;

@@ -3,9 +3,9 @@
 
 mod support;
 
-use actix_accountkit::extract::{MaybeAccount, VerifiedAccount};
 use actix_accountkit::token::TokenSource;
 use actix_accountkit::AccountKit;
+use actix_accountkit::{MaybeAccount, VerifiedAccount};
 use actix_web::{web, App, HttpResponse};
 use serde_json::Value;
 use support::*;
@@ -170,13 +170,16 @@ async fn malformed_and_oversized_tokens_cost_no_upstream_call() {
 #[actix_web::test]
 async fn more_than_one_token_is_invalid_request() {
     let emu = emulator();
-    let kit = kit(&emu).with_auth(|auth| {
-        auth.token_sources([
-            TokenSource::BearerHeader,
-            TokenSource::query("access_token"),
-            TokenSource::cookie("ak"),
-        ])
-    });
+    let kit = AccountKit::builder(config(&emu).build().unwrap())
+        .auth(|auth| {
+            auth.token_sources([
+                TokenSource::BearerHeader,
+                TokenSource::query("access_token"),
+                TokenSource::cookie("ak"),
+            ])
+        })
+        .build()
+        .unwrap();
     let app = app_for(&kit);
     let good = login(&emu, "+15556660001").await.token;
     let url = app.url("/api/me");
@@ -368,21 +371,24 @@ async fn missing_app_data_is_a_500_that_says_what_to_register() {
 #[actix_web::test]
 async fn error_handler_reshapes_refusals() {
     let emu = emulator();
-    let kit = kit(&emu).with_auth(|auth| {
-        auth.realm("shop").error_handler(|_req, refusal, default| {
-            if refusal.is_client_error() {
-                let mut response = HttpResponse::Unauthorized().body("please log in");
-                if let Some(challenge) = default.headers().get("www-authenticate") {
+    let kit = AccountKit::builder(config(&emu).build().unwrap())
+        .auth(|auth| {
+            auth.realm("shop").error_handler(|_req, refusal, default| {
+                if refusal.is_client_error() {
+                    let mut response = HttpResponse::Unauthorized().body("please log in");
+                    if let Some(challenge) = default.headers().get("www-authenticate") {
+                        response
+                            .headers_mut()
+                            .insert(actix_web::http::header::WWW_AUTHENTICATE, challenge.clone());
+                    }
                     response
-                        .headers_mut()
-                        .insert(actix_web::http::header::WWW_AUTHENTICATE, challenge.clone());
+                } else {
+                    default
                 }
-                response
-            } else {
-                default
-            }
+            })
         })
-    });
+        .build()
+        .unwrap();
     let app = app_for(&kit);
     let res = get_with(&app.url("/api/me"), None).await;
     assert_eq!(res.status(), 401);

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use actix_accountkit::config::Config;
-use actix_accountkit::extract::VerifiedAccount;
 use actix_accountkit::AccountKit;
+use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use futures::TryStreamExt;
 use serde_json::json;

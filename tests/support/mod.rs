@@ -180,14 +180,14 @@ pub async fn get_with(url: &str, token: Option<&str>) -> reqwest::Response {
 }
 
 /// A protected handler: the verified account's id.
-pub async fn me(account: actix_accountkit::extract::VerifiedAccount) -> actix_web::HttpResponse {
+pub async fn me(account: actix_accountkit::VerifiedAccount) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().body(account.id().to_owned())
 }
 
 /// A protected handler: logs the request's token out through the admin client.
 pub async fn logout(
     admin: actix_web::web::Data<actix_accountkit::admin::AdminClient>,
-    account: actix_accountkit::extract::VerifiedAccount,
+    account: actix_accountkit::VerifiedAccount,
 ) -> actix_web::HttpResponse {
     match admin.logout(account.token()).await {
         Ok(()) => actix_web::HttpResponse::NoContent().finish(),
