@@ -31,12 +31,9 @@
 
 use std::net::SocketAddr;
 
-use actix_accountkit::admin::AdminClient;
 use actix_accountkit::cache::CachedVerifier;
-use actix_accountkit::config::Config;
 use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
-use actix_accountkit::VerifiedAccount;
-use actix_accountkit::{AccountKit, AccountKitBuilder};
+use actix_accountkit::{AccountKit, AccountKitBuilder, AdminClient, Config, VerifiedAccount};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use serde::Deserialize;
@@ -65,35 +62,30 @@ async fn index() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "hello": "world", "protected": ["/me", "/logout"] }))
 }
 
-async fn login(admin: web::Data<AdminClient>, body: web::Json<Login>) -> HttpResponse {
-    match admin.exchange_code(&body.code).await {
-        Ok(exchange) => HttpResponse::Ok().json(json!({
-            "account_id": exchange.id,
-            "access_token": exchange.access_token.expose_secret(),
-        })),
-        Err(e) if e.is_invalid_code() => HttpResponse::BadRequest().json(json!({
-            "error": "invalid_grant",
-            "error_description": e.to_string(),
-        })),
-        Err(e) => {
-            tracing::warn!(error = %e, "code exchange failed");
-            HttpResponse::ServiceUnavailable().json(json!({ "error": "temporarily_unavailable" }))
-        }
-    }
+/// Errors answer themselves: an invalid code is 400 `invalid_grant`,
+/// Account Kit down is 503 with `Retry-After` (`actix_accountkit::Error`
+/// implements `ResponseError`).
+async fn login(
+    admin: web::Data<AdminClient>,
+    body: web::Json<Login>,
+) -> Result<HttpResponse, actix_accountkit::Error> {
+    let exchange = admin.exchange_code(&body.code).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "account_id": exchange.id,
+        "access_token": exchange.access_token.expose_secret(),
+    })))
 }
 
 async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().json(account.account())
 }
 
-async fn logout(admin: web::Data<AdminClient>, account: VerifiedAccount) -> HttpResponse {
-    match admin.logout(account.token()).await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "logged_out": account.id() })),
-        Err(e) => {
-            tracing::warn!(error = %e, "logout failed");
-            HttpResponse::ServiceUnavailable().json(json!({ "error": "temporarily_unavailable" }))
-        }
-    }
+async fn logout(
+    admin: web::Data<AdminClient>,
+    account: VerifiedAccount,
+) -> Result<HttpResponse, actix_accountkit::Error> {
+    admin.logout(account.token()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "logged_out": account.id() })))
 }
 
 async fn stats(cache: web::Data<CachedVerifier>) -> HttpResponse {

@@ -579,3 +579,59 @@ impl fmt::Debug for VerifiedAccount {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MaybeAccount(pub Option<VerifiedAccount>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_answers_as_the_middleware_does() {
+        let cases = [
+            (
+                Refusal::MissingToken,
+                401,
+                Some("Bearer realm=\"accountkit\""),
+            ),
+            (Refusal::Malformed(Malformed::Ambiguous), 400, None),
+            (Refusal::Malformed(Malformed::Empty), 401, None),
+            (Refusal::InvalidToken { subcode: None }, 401, None),
+            (Refusal::WrongApp, 401, None),
+            (Refusal::Overloaded, 503, None),
+        ];
+        for (refusal, status, challenge) in cases {
+            let response = refusal.error_response();
+            assert_eq!(response.status().as_u16(), status, "{refusal:?}");
+            assert_eq!(refusal.status_code().as_u16(), status);
+            let got = response.headers().get(header::WWW_AUTHENTICATE);
+            if let Some(challenge) = challenge {
+                assert_eq!(got.unwrap(), challenge);
+            }
+            assert_eq!(got.is_some(), status != 503);
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                status == 503
+            );
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        struct Nobody;
+        impl Verifier for Nobody {
+            fn verify<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> futures::future::BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+                Box::pin(async { Err(Refusal::WrongApp) })
+            }
+        }
+        let bad = AccountKitAuth::builder(Nobody).realm("caf\u{e9}").build();
+        assert!(matches!(bad, Err(ConfigError::InvalidRealm)));
+        let bad = AccountKitAuth::builder(Nobody).token_sources([]).build();
+        assert!(matches!(bad, Err(ConfigError::NoTokenSource)));
+        let good = AccountKitAuth::builder(Nobody)
+            .realm("shop \"main\"")
+            .build();
+        assert!(good.is_ok());
+    }
+}

@@ -14,6 +14,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 
 /// Graph code: the user access token is invalid, expired or logged out.
@@ -27,6 +29,114 @@ pub const CODE_APP_MISCONFIGURED: i64 = 2;
 pub const CODE_INVALID_PARAMETER: i64 = 100;
 /// Graph code: application request limit reached.
 pub const CODE_RATE_LIMITED: i64 = 4;
+
+/// A handler may return the admin client's errors with `?`: a refused
+/// token is 401 `invalid_token` (RFC 6750), a refused code 400
+/// `invalid_grant`, bad input 400 `invalid_request`; Account Kit down, slow,
+/// rate limiting or refusing our credentials is 503 with `Retry-After`; an
+/// answer that makes no sense is 502. The body is `{"error",
+/// "error_description"}` and never repeats Account Kit's own text.
+impl actix_web::ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.answer().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, error, description) = self.answer();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, %status, "Account Kit call failed");
+        }
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"accountkit\", error=\"invalid_token\"",
+                ));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({
+            "error": error,
+            "error_description": description,
+        }))
+    }
+}
+
+impl Error {
+    /// Status, error code and description of the HTTP answer to this error.
+    fn answer(&self) -> (StatusCode, &'static str, &'static str) {
+        const UNAVAILABLE: (StatusCode, &str, &str) = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "Account Kit cannot be reached right now; retry later",
+        );
+        match self {
+            e if e.is_invalid_token() => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is invalid, expired or logged out",
+            ),
+            e if e.is_invalid_code() => (
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the authorization code is invalid, expired or already used",
+            ),
+            Error::InvalidLimit { .. } | Error::InvalidAccountId => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the account id or page size is not valid",
+            ),
+            Error::Config(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server's Account Kit configuration is not usable",
+            ),
+            e if e.is_unavailable() || e.is_app_misconfigured() => UNAVAILABLE,
+            Error::Aborted => UNAVAILABLE,
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "Account Kit answered something this server cannot use",
+            ),
+        }
+    }
+}
+
+/// Why a request could not be sent or its answer not received. Opaque, as
+/// `reqwest` keeps its own internals: the HTTP library is not part of this
+/// crate's API. [`std::error::Error::source`] reaches the underlying error.
+pub struct TransportError(reqwest::Error);
+
+impl TransportError {
+    /// Whether connecting failed (refused, unreachable, TLS handshake).
+    pub fn is_connect(&self) -> bool {
+        self.0.is_connect()
+    }
+}
+
+impl fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL was stripped when the error was made.
+        f.debug_tuple("TransportError").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 /// Anything that can go wrong talking to Account Kit.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +154,7 @@ pub enum Error {
     /// The request could not be sent or its answer not received (connection
     /// refused or reset, TLS, DNS...). The URL is stripped from the source.
     #[error("could not reach Account Kit: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] TransportError),
     /// The answer could not be understood: not JSON, the wrong shape, or an
     /// error status without a Graph error object.
     #[error("unreadable answer from Account Kit (HTTP {status}): {detail}")]
@@ -148,7 +258,7 @@ impl Error {
         if err.is_timeout() {
             Error::Timeout { after: timeout }
         } else {
-            Error::Transport(err.without_url())
+            Error::Transport(TransportError(err.without_url()))
         }
     }
 
@@ -377,4 +487,58 @@ impl std::error::Error for GraphError {}
 #[derive(Deserialize)]
 pub(crate) struct GraphErrorEnvelope {
     pub(crate) error: GraphError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    fn graph(status: u16, code: i64) -> Error {
+        let body = format!(
+            r#"{{"error":{{"message":"m","type":"OAuthException","code":{code},"fbtrace_id":"T"}}}}"#
+        );
+        let mut envelope: GraphErrorEnvelope = serde_json::from_str(&body).unwrap();
+        envelope.error.status = status;
+        envelope.error.into()
+    }
+
+    #[test]
+    fn handlers_answer_errors_with_the_right_status() {
+        let cases = [
+            (graph(400, 190), 401),
+            (graph(400, 1), 400),
+            (graph(500, 2), 503),
+            (graph(429, 4), 503),
+            (graph(400, 100), 502),
+            (
+                Error::Timeout {
+                    after: Duration::from_secs(1),
+                },
+                503,
+            ),
+            (
+                Error::Decode {
+                    status: 200,
+                    detail: "x".into(),
+                },
+                503,
+            ),
+            (Error::InvalidAccountId, 400),
+            (Error::InvalidLimit { limit: 0 }, 400),
+            (Error::Config(ConfigError::InvalidAppId), 500),
+            (Error::Aborted, 503),
+        ];
+        for (error, status) in cases {
+            let response = error.error_response();
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            let headers = response.headers();
+            assert_eq!(
+                headers.contains_key(header::WWW_AUTHENTICATE),
+                status == 401
+            );
+            assert_eq!(headers.contains_key(header::RETRY_AFTER), status == 503);
+            assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        }
+    }
 }

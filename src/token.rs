@@ -161,7 +161,8 @@ impl fmt::Debug for RequestToken {
     }
 }
 
-/// What looking for a token found.
+/// What looking for a token found. Public for the fuzzer only.
+#[doc(hidden)]
 #[derive(Debug)]
 pub enum Presented {
     /// No source had a token: the request is anonymous.
@@ -257,9 +258,11 @@ fn bearer(req: &HttpRequest) -> Option<Presented> {
 }
 
 /// Parses one `Authorization` value; `None` if it is not the Bearer scheme.
+/// Public for the fuzzer and the benches only.
 ///
 /// One pass over the value: the scheme, the spaces, then the token, found
 /// and validated together.
+#[doc(hidden)]
 pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
     const SCHEME: &[u8] = b"bearer";
     let bytes = value.as_bytes();
