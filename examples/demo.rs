@@ -32,7 +32,7 @@
 use std::net::SocketAddr;
 
 use actix_accountkit::cache::CachedVerifier;
-use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
+use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::{AccountKit, AccountKitBuilder, AdminClient, Config, VerifiedAccount};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
@@ -96,7 +96,7 @@ async fn stats(cache: web::Data<CachedVerifier>) -> HttpResponse {
 }
 
 /// The embedded emulator, or nothing if the environment names a service.
-fn upstream() -> std::io::Result<(Config, Option<EmulatorHandle>)> {
+fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
     if let (Some(base), Some(id), Some(secret)) = (
@@ -112,7 +112,7 @@ fn upstream() -> std::io::Result<(Config, Option<EmulatorHandle>)> {
     }
     let emulator = Emulator::builder()
         .app(EmulatorApp::new(DEMO_APP_ID, DEMO_APP_SECRET).require_appsecret_proof(true))
-        .start()?;
+        .build()?;
     let config = Config::builder(DEMO_APP_ID, DEMO_APP_SECRET)
         .base_url(emulator.base_url())
         .build()
@@ -208,7 +208,7 @@ fn with_redis(
     Ok(builder)
 }
 
-fn print_walkthrough(addr: SocketAddr, upstream: &str, emulator: Option<&EmulatorHandle>) {
+fn print_walkthrough(addr: SocketAddr, upstream: &str, emulator: Option<&Emulator>) {
     let app = format!("http://{addr}");
     match emulator {
         Some(e) => {

@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 
-use actix_accountkit::testkit::{Emulator, EmulatorApp};
+use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use clap::Parser;
 
 /// Serve an Account Kit emulator (graph.accountkit.com look-alike).
@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // `start` returns once the socket listens; it blocks only briefly.
-    let emulator = tokio::task::spawn_blocking(move || builder.start()).await??;
+    let emulator = tokio::task::spawn_blocking(move || builder.build()).await??;
     println!("{}", emulator.base_url());
 
     tokio::signal::ctrl_c().await?;

@@ -153,14 +153,14 @@ impl AdminClient {
     /// ```
     /// use actix_accountkit::{admin::AdminClient, client::GraphClient, config::Config};
     /// use actix_accountkit::export::ExportOptions;
-    /// # use actix_accountkit::testkit::{Emulator, EmulatorApp};
+    /// # use actix_accountkit::emulator::{Emulator, EmulatorApp};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let emulator = Emulator::builder()
     /// #     .app(EmulatorApp::new("390265671523337", "app-secret"))
     /// #     .seed_accounts(3)
-    /// #     .start()?;
+    /// #     .build()?;
     /// # let base_url = emulator.base_url();
     /// let config = Config::builder("390265671523337", "app-secret")
     ///     .base_url(base_url) // or the default, https://graph.accountkit.com

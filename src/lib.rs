@@ -48,7 +48,7 @@
 //! * [`shared`]: the hook for a second cache tier shared by several
 //!   instances, which also carries revocations between them; `redis`
 //!   (feature `redis`) implements it on Redis.
-//! * `testkit` (feature `emulator`): an emulator of the Account Kit service,
+//! * `emulator` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
@@ -75,7 +75,7 @@ pub mod verify;
 
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
-pub mod testkit;
+pub mod emulator;
 
 pub use admin::AdminClient;
 pub use auth::{AccountKitAuth, MaybeAccount, VerifiedAccount};

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 use support::*;
 
-fn client(emu: &actix_accountkit::testkit::EmulatorHandle) -> GraphClient {
+fn client(emu: &actix_accountkit::emulator::Emulator) -> GraphClient {
     GraphClient::new(config(emu).build().unwrap()).unwrap()
 }
 
@@ -153,13 +153,13 @@ async fn logout_invalidate_delete() {
 
 #[actix_web::test]
 async fn accounts_pages_and_stream() {
-    let emu = actix_accountkit::testkit::Emulator::builder()
+    let emu = actix_accountkit::emulator::Emulator::builder()
         .app(
-            actix_accountkit::testkit::EmulatorApp::new(APP_ID, APP_SECRET)
+            actix_accountkit::emulator::EmulatorApp::new(APP_ID, APP_SECRET)
                 .require_appsecret_proof(true),
         )
         .seed_accounts(2_500)
-        .start()
+        .build()
         .unwrap();
     let c = client(&emu);
     let first = c.accounts_page(1000, None).await.unwrap();

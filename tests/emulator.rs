@@ -6,9 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use actix_accountkit::testkit::{
-    Emulator, EmulatorApp, EmulatorHandle, DEFAULT_APP_ID, DEFAULT_APP_SECRET,
-};
+use actix_accountkit::emulator::{Emulator, EmulatorApp, DEFAULT_APP_ID, DEFAULT_APP_SECRET};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -134,7 +132,7 @@ impl Reply {
 /// A started emulator and a client that does not pool connections (so a
 /// restart is not hidden behind a stale pooled connection).
 struct Emu {
-    handle: EmulatorHandle,
+    handle: Emulator,
     http: reqwest::Client,
 }
 
@@ -145,8 +143,8 @@ struct Login {
 }
 
 impl Emu {
-    fn start(builder: actix_accountkit::testkit::EmulatorBuilder) -> Self {
-        let handle = builder.start().expect("emulator starts");
+    fn start(builder: actix_accountkit::emulator::EmulatorBuilder) -> Self {
+        let handle = builder.build().expect("emulator starts");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .build()
@@ -1310,7 +1308,7 @@ fn works_from_plain_sync_code_and_debug_hides_secrets() {
         !debug.contains(SECRET) && !debug.contains(CLIENT_TOKEN),
         "{debug}"
     );
-    let handle = builder.start().unwrap();
+    let handle = builder.build().unwrap();
     let debug = format!("{handle:?}");
     assert!(
         !debug.contains(SECRET) && !debug.contains(CLIENT_TOKEN),
@@ -1327,7 +1325,7 @@ fn duplicate_apps_are_refused() {
     let err = Emulator::builder()
         .app(EmulatorApp::new(APP, SECRET))
         .app(EmulatorApp::new(APP, "other"))
-        .start()
+        .build()
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }

@@ -12,24 +12,24 @@ use std::time::Duration;
 use actix_accountkit::admin::AdminClient;
 use actix_accountkit::client::GraphClient;
 use actix_accountkit::config::{Config, RetryPolicy};
+use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::export::{ExportError, ExportOptions, ExportProgress, HEADER_LINE};
-use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
 use actix_accountkit::Error;
 use serde_json::json;
 use support::{all_calls, calls, fault, APP_ID, APP_SECRET};
 
 const ACCOUNTS: usize = 10_000;
 
-fn emulator_10k() -> EmulatorHandle {
+fn emulator_10k() -> Emulator {
     Emulator::builder()
         .app(EmulatorApp::new(APP_ID, APP_SECRET))
         .seed_accounts(ACCOUNTS)
-        .start()
+        .build()
         .expect("emulator starts")
 }
 
 /// An admin client with 3 retries (as the command has) and short backoffs.
-fn admin(emu: &EmulatorHandle) -> AdminClient {
+fn admin(emu: &Emulator) -> AdminClient {
     let config = Config::builder(APP_ID, APP_SECRET)
         .base_url(emu.base_url())
         .timeout(Duration::from_secs(10))

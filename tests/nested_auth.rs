@@ -30,7 +30,7 @@ async fn maybe(MaybeAccount(account): MaybeAccount) -> HttpResponse {
     HttpResponse::Ok().body(account.map(|a| a.id().to_owned()).unwrap_or_default())
 }
 
-fn other_app(emu: &actix_accountkit::testkit::EmulatorHandle) -> AccountKit {
+fn other_app(emu: &actix_accountkit::emulator::Emulator) -> AccountKit {
     AccountKit::new(
         Config::builder(OTHER_APP_ID, OTHER_APP_SECRET)
             .base_url(emu.base_url())

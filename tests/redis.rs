@@ -153,7 +153,7 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(emu: &actix_accountkit::testkit::EmulatorHandle, server: &RedisServer) -> Self {
+    fn start(emu: &actix_accountkit::emulator::Emulator, server: &RedisServer) -> Self {
         let redis = RedisTier::builder(server.url(), APP_ID)
             .timeout(Duration::from_millis(200))
             .max_backoff(Duration::from_millis(200))

@@ -44,18 +44,18 @@ async fn nothing_secret_reaches_the_logs_at_trace_level() {
         .expect("the only subscriber in this test binary");
 
     let wrong_secret = "facebook-app-secret-not-the-account-kit-one";
-    let emu = actix_accountkit::testkit::Emulator::builder()
+    let emu = actix_accountkit::emulator::Emulator::builder()
         .app(
-            actix_accountkit::testkit::EmulatorApp::new(APP_ID, APP_SECRET)
+            actix_accountkit::emulator::EmulatorApp::new(APP_ID, APP_SECRET)
                 .client_token(CLIENT_TOKEN)
                 .require_appsecret_proof(true),
         )
         .app(
-            actix_accountkit::testkit::EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET)
+            actix_accountkit::emulator::EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET)
                 .require_appsecret_proof(true),
         )
         .seed_accounts(30)
-        .start()
+        .build()
         .unwrap();
     let good = kit(&emu);
     let bad = AccountKit::new(

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_accountkit::config::{Config, RetryPolicy};
-use actix_accountkit::testkit::{Emulator, EmulatorApp, EmulatorHandle};
+use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::AccountKit;
 use serde_json::{json, Value};
 
@@ -17,11 +17,11 @@ pub const OTHER_APP_SECRET: &str = "other-app-secret-0123456789abcdef";
 pub const CLIENT_TOKEN: &str = "client-token-abcdef0123456789";
 
 /// One app requiring appsecret_proof, and a second app.
-pub fn emulator() -> EmulatorHandle {
+pub fn emulator() -> Emulator {
     emulator_with(true)
 }
 
-pub fn emulator_with(require_proof: bool) -> EmulatorHandle {
+pub fn emulator_with(require_proof: bool) -> Emulator {
     Emulator::builder()
         .app(
             EmulatorApp::new(APP_ID, APP_SECRET)
@@ -31,11 +31,11 @@ pub fn emulator_with(require_proof: bool) -> EmulatorHandle {
         .app(
             EmulatorApp::new(OTHER_APP_ID, OTHER_APP_SECRET).require_appsecret_proof(require_proof),
         )
-        .start()
+        .build()
         .expect("emulator starts")
 }
 
-pub fn config(emu: &EmulatorHandle) -> actix_accountkit::config::ConfigBuilder {
+pub fn config(emu: &Emulator) -> actix_accountkit::config::ConfigBuilder {
     Config::builder(APP_ID, APP_SECRET)
         .client_token(CLIENT_TOKEN)
         .base_url(emu.base_url())
@@ -47,7 +47,7 @@ pub fn config(emu: &EmulatorHandle) -> actix_accountkit::config::ConfigBuilder {
         })
 }
 
-pub fn kit(emu: &EmulatorHandle) -> AccountKit {
+pub fn kit(emu: &Emulator) -> AccountKit {
     AccountKit::new(config(emu).build().expect("config")).expect("kit")
 }
 
@@ -74,7 +74,7 @@ pub struct Login {
     pub account_id: String,
 }
 
-pub async fn login_in(emu: &EmulatorHandle, body: Value) -> Login {
+pub async fn login_in(emu: &Emulator, body: Value) -> Login {
     let v: Value = http()
         .post(format!("{}/_emulator/login", emu.base_url()))
         .json(&body)
@@ -93,16 +93,16 @@ pub async fn login_in(emu: &EmulatorHandle, body: Value) -> Login {
     }
 }
 
-pub async fn login(emu: &EmulatorHandle, phone: &str) -> Login {
+pub async fn login(emu: &Emulator, phone: &str) -> Login {
     login_in(emu, json!({ "phone": phone })).await
 }
 
-pub async fn login_other_app(emu: &EmulatorHandle, phone: &str) -> Login {
+pub async fn login_other_app(emu: &Emulator, phone: &str) -> Login {
     login_in(emu, json!({ "phone": phone, "app_id": OTHER_APP_ID })).await
 }
 
 /// The emulator's `/_emulator/stats`: real-API calls received, by kind.
-pub async fn stats(emu: &EmulatorHandle) -> Value {
+pub async fn stats(emu: &Emulator) -> Value {
     http()
         .get(format!("{}/_emulator/stats", emu.base_url()))
         .send()
@@ -114,7 +114,7 @@ pub async fn stats(emu: &EmulatorHandle) -> Value {
 }
 
 /// Real-API calls the emulator received of one kind.
-pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
+pub async fn calls(emu: &Emulator, kind: &str) -> u64 {
     let v = stats(emu).await;
     v[kind]
         .as_u64()
@@ -122,7 +122,7 @@ pub async fn calls(emu: &EmulatorHandle, kind: &str) -> u64 {
 }
 
 /// Every real-API call the emulator received.
-pub async fn all_calls(emu: &EmulatorHandle) -> u64 {
+pub async fn all_calls(emu: &Emulator) -> u64 {
     let v = stats(emu).await;
     v.as_object()
         .expect("stats object")
@@ -131,7 +131,7 @@ pub async fn all_calls(emu: &EmulatorHandle) -> u64 {
         .sum()
 }
 
-pub async fn fault(emu: &EmulatorHandle, spec: Value) {
+pub async fn fault(emu: &Emulator, spec: Value) {
     let status = http()
         .post(format!("{}/_emulator/faults", emu.base_url()))
         .json(&spec)

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngExt;
 
-use super::control::Faults;
+use super::faults::Faults;
 use super::phone::Phone;
 use super::reply::{json_str, GraphError};
 use super::EmulatorApp;

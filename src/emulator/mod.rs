@@ -3,15 +3,15 @@
 //!
 //! Start one with [`Emulator::builder`], log users in through its control
 //! endpoint, and point the crate (or any HTTP client) at
-//! [`EmulatorHandle::base_url`] instead of `https://graph.accountkit.com`.
+//! [`Emulator::base_url`] instead of `https://graph.accountkit.com`.
 //!
 //! ```
-//! use actix_accountkit::testkit::{Emulator, EmulatorApp};
+//! use actix_accountkit::emulator::{Emulator, EmulatorApp};
 //!
 //! let emu = Emulator::builder()
 //!     .app(EmulatorApp::new("1234512345123451", "app-secret").require_appsecret_proof(true))
 //!     .seed_accounts(3)
-//!     .start()?;
+//!     .build()?;
 //! assert!(emu.base_url().starts_with("http://127.0.0.1:"));
 //! // POST {base_url}/_emulator/login {"phone":"+15551234567"} → {"code","access_token","account_id"}
 //! // GET  {base_url}/v1.3/me?access_token=…&appsecret_proof=… → the /me body
@@ -34,7 +34,7 @@
 //!   codes** (`AQ` + 280 URL-safe characters) are minted by
 //!   `POST /_emulator/login`; a code is exchanged once, within the code
 //!   lifetime ([`DEFAULT_CODE_TTL`]), for another token.
-//! * State survives [`EmulatorHandle::stop`] / [`EmulatorHandle::restart`]
+//! * State survives [`Emulator::stop`] / [`Emulator::restart`]
 //!   and lives until the handle is dropped.
 //!
 //! # The Graph API (`/{version}/…`, version `v<major>.<minor>`)
@@ -99,7 +99,7 @@
 //!
 //! Listing cursors are opaque (URL-safe base64; `after` wins over `before`
 //! when both are sent); `next` / `previous` are
-//! absolute URLs on [`EmulatorHandle::base_url`] carrying `access_token`,
+//! absolute URLs on [`Emulator::base_url`] carrying `access_token`,
 //! `limit` and `after` / `before`. `previous` is absent on the first page and
 //! `next` on the last; an empty page is `{"data":[]}`. Each page costs
 //! O(log n + limit).
@@ -144,6 +144,7 @@
 //! logged.
 
 mod control;
+mod faults;
 mod params;
 mod phone;
 mod proof;
@@ -237,21 +238,7 @@ impl fmt::Debug for EmulatorApp {
     }
 }
 
-/// Entry point of the emulator; see the [module docs](self).
-#[derive(Debug)]
-pub struct Emulator {
-    _private: (),
-}
-
-impl Emulator {
-    /// A builder with the defaults: no app (→ the default app), no accounts,
-    /// `127.0.0.1:0`, code lifetime [`DEFAULT_CODE_TTL`].
-    pub fn builder() -> EmulatorBuilder {
-        EmulatorBuilder::default()
-    }
-}
-
-/// Configures and starts an [`Emulator`].
+/// Configures an [`Emulator`]; [`build`](Self::build) starts it.
 #[derive(Debug, Clone)]
 pub struct EmulatorBuilder {
     apps: Vec<EmulatorApp>,
@@ -313,7 +300,7 @@ impl EmulatorBuilder {
     ///
     /// The bind error, or `InvalidInput` for duplicate app ids or an empty
     /// app id or secret.
-    pub fn start(self) -> io::Result<EmulatorHandle> {
+    pub fn build(self) -> io::Result<Emulator> {
         let mut apps = self.apps;
         if apps.is_empty() {
             apps.push(EmulatorApp::new(DEFAULT_APP_ID, DEFAULT_APP_SECRET));
@@ -341,7 +328,7 @@ impl EmulatorBuilder {
         let base_url = format!("http://{addr}");
         let shared = Arc::new(Shared::new(state, base_url.clone()));
         let running = serve(Arc::clone(&shared), listener)?;
-        Ok(EmulatorHandle {
+        Ok(Emulator {
             shared,
             addr,
             base_url,
@@ -404,25 +391,31 @@ fn serve(shared: Arc<Shared>, listener: TcpListener) -> io::Result<Running> {
     }
 }
 
-/// A running (or stopped) emulator. Dropping it stops the server and joins
-/// its thread; the state goes with it.
-pub struct EmulatorHandle {
+/// A running (or stopped) emulator; see the [module docs](self). Dropping it
+/// stops the server and joins its thread; the state goes with it.
+pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     base_url: String,
     running: Mutex<Option<Running>>,
 }
 
-impl fmt::Debug for EmulatorHandle {
+impl fmt::Debug for Emulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmulatorHandle")
+        f.debug_struct("Emulator")
             .field("base_url", &self.base_url)
             .field("running", &self.running.lock().is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl EmulatorHandle {
+impl Emulator {
+    /// A builder with the defaults: no app (→ the default app), no accounts,
+    /// `127.0.0.1:0`, code lifetime [`DEFAULT_CODE_TTL`].
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
     /// `http://IP:PORT`, without a trailing slash; use it in place of
     /// `https://graph.accountkit.com`.
     pub fn base_url(&self) -> &str {
@@ -469,7 +462,7 @@ impl EmulatorHandle {
     }
 }
 
-impl Drop for EmulatorHandle {
+impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop();
     }

@@ -10,6 +10,7 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::control;
+use super::faults;
 use super::params::{self, Params, ParamsError};
 use super::proof;
 use super::reply::{self, json_str, GraphError};
@@ -103,7 +104,7 @@ pub(crate) async fn dispatch(
             actix_web::rt::time::sleep(latency).await;
         }
         if let Some((status, body)) = applied.reply {
-            return control::Applied::response(status, body.as_deref());
+            return faults::Applied::response(status, body.as_deref());
         }
     }
 
