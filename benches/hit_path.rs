@@ -38,7 +38,10 @@ use support::{account, token, Counting};
 fn warm_cache() -> (CachedVerifier, Vec<String>) {
     let cache = CachedVerifier::new(
         Counting::default(),
-        CacheConfig::default().ttl(Duration::from_secs(24 * 3600)),
+        CacheConfig::builder()
+            .ttl(Duration::from_secs(24 * 3600))
+            .build()
+            .expect("cache settings"),
     );
     let tokens: Vec<String> = (0..10_000).map(token).collect();
     for t in &tokens {

@@ -63,9 +63,11 @@ fn main() {
     // and tokens do not spread exactly evenly, so a cache of capacity
     // 100,000 filled with 100,000 tokens holds slightly fewer (some shards
     // evict while others have room).
-    let config = CacheConfig::default()
+    let config = CacheConfig::builder()
         .capacity(ENTRIES + ENTRIES / 10)
-        .ttl(Duration::from_secs(3600));
+        .ttl(Duration::from_secs(3600))
+        .build()
+        .expect("cache settings");
     let region = Region::new(GLOBAL);
     let rss0 = rss_bytes();
     let cache = CachedVerifier::new(support::Counting::default(), config);
@@ -132,9 +134,11 @@ fn main() {
     // The same fill at capacity = entries: what the shard imbalance costs.
     let cache = CachedVerifier::new(
         support::Counting::default(),
-        CacheConfig::default()
+        CacheConfig::builder()
             .capacity(ENTRIES)
-            .ttl(Duration::from_secs(3600)),
+            .ttl(Duration::from_secs(3600))
+            .build()
+            .expect("cache settings"),
     );
     fill(&cache, ENTRIES);
     println!(

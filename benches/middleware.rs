@@ -46,7 +46,10 @@ fn middleware(c: &mut Criterion) {
     let bearer = format!("Bearer {token}");
     let cache = CachedVerifier::new(
         Counting::default(),
-        CacheConfig::default().ttl(Duration::from_secs(24 * 3600)),
+        CacheConfig::builder()
+            .ttl(Duration::from_secs(24 * 3600))
+            .build()
+            .expect("cache settings"),
     );
     let auth = AccountKitAuth::new(cache.clone());
     let app = system.block_on(test::init_service(

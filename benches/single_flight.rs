@@ -59,7 +59,7 @@ fn main() {
         let slow = Arc::new(Slow::default());
         let cache = CachedVerifier::from_arc(
             slow.clone(),
-            CacheConfig::default().ttl(Duration::from_secs(3600)),
+            CacheConfig::builder().ttl(Duration::from_secs(3600)).build().expect("cache settings"),
         );
         let (mut alone, mut together) = (Vec::new(), Vec::new());
         let mut max_calls = 0;

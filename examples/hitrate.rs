@@ -248,12 +248,14 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
     let day = Duration::from_secs(24 * 3600);
     let cache = CachedVerifier::from_arc(
         upstream.clone(),
-        CacheConfig::default()
+        CacheConfig::builder()
             .capacity(capacity)
             .shards(max_shards)
             .ttl(day)
             .negative_ttl(day)
-            .ttl_jitter(0.0),
+            .ttl_jitter(0.0)
+            .build()
+            .expect("cache settings"),
     );
     let mut buf = String::new();
     let (mut seen, mut hits, mut calls_at_warmup) = (0usize, 0u64, 0u64);

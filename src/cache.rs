@@ -97,17 +97,20 @@ pub fn token_hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Cache sizes and lifetimes.
+/// Cache sizes and lifetimes. [`CacheConfig::default`] is a good start;
+/// [`CacheConfig::builder`] changes it.
 ///
 /// ```
-/// use actix_accountkit::cache::CacheConfig;
+/// use actix_accountkit::CacheConfig;
 /// use std::time::Duration;
 ///
-/// let config = CacheConfig::default()
+/// # fn main() -> Result<(), actix_accountkit::error::ConfigError> {
+/// let config = CacheConfig::builder()
 ///     .capacity(50_000)
 ///     .ttl(Duration::from_secs(60))
-///     .negative_ttl(Duration::from_secs(300));
-/// # let _ = config;
+///     .negative_ttl(Duration::from_secs(300))
+///     .build()?;
+/// # let _ = config; Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CacheConfig {
@@ -136,29 +139,37 @@ impl Default for CacheConfig {
     }
 }
 
-impl CacheConfig {
+/// Builder of [`CacheConfig`]; every setting is checked by
+/// [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct CacheConfigBuilder {
+    config: CacheConfig,
+}
+
+impl CacheConfigBuilder {
     /// Verified accounts kept (at least 1). Default is [`DEFAULT_CAPACITY`].
     pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = n.max(1);
+        self.config.capacity = n;
         self
     }
 
-    /// Lifetime of a verified account. Default is [`DEFAULT_TTL`].
+    /// Lifetime of a verified account; zero disables positive caching.
+    /// Default is [`DEFAULT_TTL`].
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.config.ttl = ttl;
         self
     }
 
     /// Refusals kept (at least 1). Default is [`DEFAULT_NEGATIVE_CAPACITY`].
     pub fn negative_capacity(mut self, n: usize) -> Self {
-        self.negative_capacity = n.max(1);
+        self.config.negative_capacity = n;
         self
     }
 
     /// Lifetime of a definite refusal; zero disables negative caching.
     /// Default is [`DEFAULT_NEGATIVE_TTL`].
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.config.negative_ttl = ttl;
         self
     }
 
@@ -166,19 +177,15 @@ impl CacheConfig {
     /// lifetime, so that entries cached together expire apart. Default is
     /// [`DEFAULT_TTL_JITTER`].
     pub fn ttl_jitter(mut self, fraction: f64) -> Self {
-        self.ttl_jitter = if fraction.is_finite() {
-            fraction.clamp(0.0, 0.9)
-        } else {
-            0.0
-        };
+        self.config.ttl_jitter = fraction;
         self
     }
 
-    /// Upper bound of the shard count (rounded down to a power of two, and
-    /// lowered so that each shard holds at least 64 entries). Default is
-    /// [`DEFAULT_SHARDS`].
+    /// Upper bound of the shard count, at least 1 (rounded down to a power
+    /// of two, and lowered so that each shard holds at least 64 entries).
+    /// Default is [`DEFAULT_SHARDS`].
     pub fn shards(mut self, n: usize) -> Self {
-        self.shards = n.max(1);
+        self.config.shards = n;
         self
     }
 
@@ -188,17 +195,58 @@ impl CacheConfig {
     /// [`Refusal::Overloaded`] (a 503) instead of queueing. Concurrent misses
     /// on one token share one slot. Default is [`DEFAULT_MAX_IN_FLIGHT`].
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.max_in_flight = n.max(1);
+        self.config.max_in_flight = n;
         self
     }
 
-    /// Hard deadline of one flight: past it, the flight ends as
-    /// [`Refusal::Unavailable`] (a 503, nothing cached) and gives its
+    /// Hard deadline of one flight (more than zero): past it, the flight
+    /// ends as [`Refusal::Unavailable`] (a 503, nothing cached) and gives its
     /// [`max_in_flight`](Self::max_in_flight) slot back, whatever became of
     /// its waiters. Default is [`DEFAULT_FLIGHT_DEADLINE`].
     pub fn flight_deadline(mut self, deadline: Duration) -> Self {
-        self.flight_deadline = deadline;
+        self.config.flight_deadline = deadline;
         self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCacheSetting`] naming the first setting out of
+    /// range.
+    pub fn build(self) -> Result<CacheConfig, ConfigError> {
+        let c = &self.config;
+        let invalid = |setting: &'static str, expected: &'static str| {
+            Err(ConfigError::InvalidCacheSetting { setting, expected })
+        };
+        if c.capacity == 0 {
+            return invalid("capacity", "at least 1");
+        }
+        if c.negative_capacity == 0 {
+            return invalid("negative_capacity", "at least 1");
+        }
+        if !(0.0..=0.9).contains(&c.ttl_jitter) {
+            return invalid("ttl_jitter", "a fraction from 0.0 to 0.9");
+        }
+        if c.shards == 0 {
+            return invalid("shards", "at least 1");
+        }
+        if c.max_in_flight == 0 {
+            return invalid("max_in_flight", "at least 1");
+        }
+        if c.flight_deadline.is_zero() {
+            return invalid("flight_deadline", "more than zero");
+        }
+        Ok(self.config)
+    }
+}
+
+impl CacheConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: CacheConfig::default(),
+        }
     }
 
     fn shard_count(&self) -> usize {
@@ -1023,7 +1071,13 @@ mod tests {
 
     #[tokio::test]
     async fn bogus_flood_does_not_evict_accounts() {
-        let (c, _) = cache(CacheConfig::default().capacity(64).negative_capacity(64));
+        let (c, _) = cache(
+            CacheConfig::builder()
+                .capacity(64)
+                .negative_capacity(64)
+                .build()
+                .unwrap(),
+        );
         c.verify("ok1").await.unwrap();
         for i in 0..5_000 {
             let _ = c.verify(&format!("bad{i}")).await;
@@ -1051,7 +1105,13 @@ mod tests {
 
     #[tokio::test]
     async fn index_follows_lru_eviction() {
-        let (c, _) = cache(CacheConfig::default().capacity(1).shards(1));
+        let (c, _) = cache(
+            CacheConfig::builder()
+                .capacity(1)
+                .shards(1)
+                .build()
+                .unwrap(),
+        );
         c.verify("ok1").await.unwrap();
         c.verify("ok2").await.unwrap(); // evicts ok1
         let shard = c.inner.shards[0].0.lock();
@@ -1198,7 +1258,12 @@ mod tests {
 
     #[test]
     fn expiry_is_spread() {
-        let (c, _) = cache(CacheConfig::default().ttl(Duration::from_secs(100)));
+        let (c, _) = cache(
+            CacheConfig::builder()
+                .ttl(Duration::from_secs(100))
+                .build()
+                .unwrap(),
+        );
         let lifetimes: Vec<Duration> = (0..1000)
             .map(|i| {
                 c.inner
@@ -1228,7 +1293,10 @@ mod tests {
     #[tokio::test]
     async fn in_flight_upstream_calls_are_bounded() {
         let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
-        let c = CachedVerifier::from_arc(gate.clone(), CacheConfig::default().max_in_flight(3));
+        let c = CachedVerifier::from_arc(
+            gate.clone(),
+            CacheConfig::builder().max_in_flight(3).build().unwrap(),
+        );
         let tokens: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
         let pending: Vec<_> = tokens.iter().map(|t| c.verify(t)).collect();
         // Three flights started; the seven others were refused at once.
@@ -1277,7 +1345,10 @@ mod tests {
     #[tokio::test]
     async fn abandoned_flights_complete_and_give_their_slots_back() {
         let slow = Arc::new(Slow(Duration::from_millis(200), AtomicUsize::new(0)));
-        let c = CachedVerifier::from_arc(slow.clone(), CacheConfig::default().max_in_flight(4));
+        let c = CachedVerifier::from_arc(
+            slow.clone(),
+            CacheConfig::builder().max_in_flight(4).build().unwrap(),
+        );
         for i in 0..4 {
             let token = format!("t{i}");
             let waited = tokio::time::timeout(Duration::from_millis(10), c.verify(&token));
@@ -1303,9 +1374,11 @@ mod tests {
         }
         let c = CachedVerifier::new(
             Never,
-            CacheConfig::default()
+            CacheConfig::builder()
                 .max_in_flight(1)
-                .flight_deadline(Duration::from_millis(50)),
+                .flight_deadline(Duration::from_millis(50))
+                .build()
+                .unwrap(),
         );
         // Abandoned at once, and its verifier never answers.
         drop(tokio::time::timeout(Duration::from_millis(1), c.verify("t1")).await);
@@ -1325,7 +1398,10 @@ mod tests {
     #[test]
     fn without_a_runtime_a_dropped_flight_gives_its_slot_back() {
         let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
-        let c = CachedVerifier::from_arc(gate.clone(), CacheConfig::default().max_in_flight(1));
+        let c = CachedVerifier::from_arc(
+            gate.clone(),
+            CacheConfig::builder().max_in_flight(1).build().unwrap(),
+        );
         let mut pending = c.verify("t1");
         assert!((&mut pending).now_or_never().is_none());
         assert_eq!(c.stats().in_flight, 1);
@@ -1434,10 +1510,66 @@ mod tests {
     }
 
     #[test]
+    fn settings_out_of_range_are_refused() {
+        use crate::error::ConfigError;
+        let refused = |b: CacheConfigBuilder| match b.build() {
+            Err(ConfigError::InvalidCacheSetting { setting, .. }) => setting,
+            other => panic!("accepted: {other:?}"),
+        };
+        assert_eq!(refused(CacheConfig::builder().capacity(0)), "capacity");
+        assert_eq!(
+            refused(CacheConfig::builder().negative_capacity(0)),
+            "negative_capacity"
+        );
+        assert_eq!(
+            refused(CacheConfig::builder().ttl_jitter(f64::NAN)),
+            "ttl_jitter"
+        );
+        assert_eq!(
+            refused(CacheConfig::builder().ttl_jitter(0.95)),
+            "ttl_jitter"
+        );
+        assert_eq!(refused(CacheConfig::builder().shards(0)), "shards");
+        assert_eq!(
+            refused(CacheConfig::builder().max_in_flight(0)),
+            "max_in_flight"
+        );
+        assert_eq!(
+            refused(CacheConfig::builder().flight_deadline(Duration::ZERO)),
+            "flight_deadline"
+        );
+        assert_eq!(
+            CacheConfig::builder().build().unwrap(),
+            CacheConfig::default()
+        );
+    }
+
+    #[test]
     fn shard_counts() {
         assert_eq!(CacheConfig::default().shard_count(), 16);
-        assert_eq!(CacheConfig::default().capacity(100).shard_count(), 1);
-        assert_eq!(CacheConfig::default().capacity(1000).shard_count(), 8);
-        assert_eq!(CacheConfig::default().shards(5).shard_count(), 4);
+        assert_eq!(
+            CacheConfig::builder()
+                .capacity(100)
+                .build()
+                .unwrap()
+                .shard_count(),
+            1
+        );
+        assert_eq!(
+            CacheConfig::builder()
+                .capacity(1000)
+                .build()
+                .unwrap()
+                .shard_count(),
+            8
+        );
+        assert_eq!(
+            CacheConfig::builder()
+                .shards(5)
+                .build()
+                .unwrap()
+                .shard_count(),
+            4
+        );
     }
 }

@@ -315,6 +315,14 @@ pub enum ConfigError {
     /// The HTTP client could not be built (TLS backend).
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// A cache setting out of range.
+    #[error("cache setting {setting} must be {expected}")]
+    InvalidCacheSetting {
+        /// The setting's name (its builder method).
+        setting: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// A realm with characters outside printable ASCII.
     #[error("the realm must be printable ASCII")]
     InvalidRealm,

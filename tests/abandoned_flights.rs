@@ -18,7 +18,7 @@ use support::*;
 async fn requests_dropped_by_a_timeout_do_not_wedge_the_cache() {
     let emu = emulator();
     let kit = AccountKit::builder(config(&emu).build().unwrap())
-        .cache(CacheConfig::default().max_in_flight(4))
+        .cache(CacheConfig::builder().max_in_flight(4).build().unwrap())
         .build()
         .unwrap();
     let k = kit.clone();

@@ -53,7 +53,10 @@ fn start() -> Server {
     // so "no call" really means "refused locally".
     let cache = CachedVerifier::new(
         upstream,
-        CacheConfig::default().negative_ttl(Duration::ZERO),
+        CacheConfig::builder()
+            .negative_ttl(Duration::ZERO)
+            .build()
+            .unwrap(),
     );
     let auth = AccountKitAuth::new(cache);
     let (tx, rx) = std::sync::mpsc::channel();

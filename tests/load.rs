@@ -56,9 +56,11 @@ async fn bogus_token_flood_amplification() {
     ] {
         let kit = AccountKit::builder(config(&emu).build().unwrap())
             .cache(
-                CacheConfig::default()
+                CacheConfig::builder()
                     .capacity(1_000)
-                    .negative_capacity(negative_capacity),
+                    .negative_capacity(negative_capacity)
+                    .build()
+                    .unwrap(),
             )
             .build()
             .unwrap();
@@ -142,7 +144,10 @@ async fn hundred_thousand_requests_ten_thousand_tokens_capacity_thousand() {
     let upstream = Arc::new(InMemory {
         calls: AtomicUsize::new(0),
     });
-    let cache = CachedVerifier::from_arc(upstream.clone(), CacheConfig::default().capacity(1_000));
+    let cache = CachedVerifier::from_arc(
+        upstream.clone(),
+        CacheConfig::builder().capacity(1_000).build().unwrap(),
+    );
     let auth = AccountKitAuth::new(cache.clone());
     let app = serve!(move || App::new()
         .wrap(auth.clone())

@@ -274,9 +274,11 @@ async fn bogus_flood_does_not_evict_a_verified_account() {
     let emu = emulator();
     let kit = AccountKit::builder(config(&emu).build().unwrap())
         .cache(
-            actix_accountkit::cache::CacheConfig::default()
+            actix_accountkit::cache::CacheConfig::builder()
                 .capacity(100)
-                .negative_capacity(100),
+                .negative_capacity(100)
+                .build()
+                .unwrap(),
         )
         .build()
         .unwrap();
