@@ -142,8 +142,7 @@ async fn main() -> std::io::Result<()> {
     }
     let (config, emulator) = upstream()?;
     let upstream_url = config.base_url().to_string();
-    let app_id = config.app_id().to_owned();
-    let kit = with_redis(AccountKit::builder(config), redis_url, &app_id)?
+    let kit = with_redis(AccountKit::builder(config.clone()), redis_url, &config)?
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
 
@@ -185,12 +184,12 @@ async fn main() -> std::io::Result<()> {
 fn with_redis(
     builder: AccountKitBuilder,
     url: Option<String>,
-    app_id: &str,
+    config: &Config,
 ) -> std::io::Result<AccountKitBuilder> {
     let Some(url) = url else {
         return Ok(builder);
     };
-    let tier = actix_accountkit::redis::RedisTier::builder(url, app_id)
+    let tier = actix_accountkit::redis::RedisTier::builder(url, config)
         .start()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     // The URL may hold a password: not printed.
@@ -203,7 +202,7 @@ fn with_redis(
 fn with_redis(
     builder: AccountKitBuilder,
     _url: Option<String>,
-    _app_id: &str,
+    _config: &Config,
 ) -> std::io::Result<AccountKitBuilder> {
     Ok(builder)
 }

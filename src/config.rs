@@ -9,7 +9,8 @@ use std::fmt;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
 use url::Url;
 
@@ -29,7 +30,7 @@ pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Upper bound of one backoff. Default is 2 seconds.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// A validated Graph API version such as `v1.3` (`^v\d+\.\d+$`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -237,6 +238,22 @@ impl Config {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A 32-byte key for `purpose`, derived from the app secret and bound to
+    /// this app id: HKDF-SHA256 (RFC 5869) with `purpose` as the salt, the
+    /// app secret as the input keying material and the app id as the info.
+    ///
+    /// The secret is the *message* of the extract step, never an HMAC key
+    /// here, so no derived key can equal an `appsecret_proof` (HMAC keyed
+    /// by the secret over a token), whatever the token; and a key derived
+    /// for one purpose or one app says nothing about another.
+    pub(crate) fn derive_key(&self, purpose: &str) -> SecretBox<[u8; 32]> {
+        hkdf_sha256(
+            purpose.as_bytes(),
+            self.app_secret.expose_secret().as_bytes(),
+            self.app_id.as_bytes(),
+        )
+    }
+
     /// Every secret string this config holds, to scrub them from text that
     /// came back from the network.
     pub(crate) fn secrets(&self) -> impl Iterator<Item = &str> {
@@ -385,6 +402,30 @@ impl ConfigBuilder {
     }
 }
 
+/// HMAC-SHA256 keyed with `key`.
+pub(crate) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length (RFC 2104: longer ones are hashed,
+    // shorter ones padded); the hmac crate's `new_from_slice` never fails
+    // and its own `KeyInit::new` relies on that. Not reachable from input.
+    <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+}
+
+/// HKDF-SHA256 (RFC 5869) with one output block (32 bytes).
+fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> SecretBox<[u8; 32]> {
+    let mut extract = hmac_sha256(salt);
+    extract.update(ikm);
+    let mut prk: [u8; 32] = extract.finalize().into_bytes().into();
+    let mut expand = hmac_sha256(&prk);
+    prk.zeroize();
+    expand.update(info);
+    expand.update(&[1]);
+    let mut okm: [u8; 32] = expand.finalize().into_bytes().into();
+    let key = SecretBox::new(Box::new(okm));
+    okm.zeroize();
+    key
+}
+
 /// `appsecret_proof`: lowercase hex HMAC-SHA256 of `access_token` keyed by
 /// `app_secret`, as the Graph API defines it
 /// (`hash_hmac('sha256', $access_token, $app_secret)` in PHP).
@@ -420,6 +461,38 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hkdf_matches_rfc5869_and_binds_purpose_and_app() {
+        // RFC 5869 test case 1, first 32 bytes of the OKM.
+        let okm = hkdf_sha256(
+            &(0u8..=0x0c).collect::<Vec<_>>(),
+            &[0x0b; 22],
+            &(0xf0u8..=0xf9).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            hex::encode(okm.expose_secret()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+        );
+        // `openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt key:<secret>
+        //  -kdfopt salt:<purpose> -kdfopt info:<app id> HKDF`
+        let config = Config::builder("390265671523337", "9bdc9ae47c4211b9919a036c1e1bc477")
+            .build()
+            .unwrap();
+        let key = config.derive_key("actix-accountkit redis entry v1");
+        assert_eq!(
+            hex::encode(key.expose_secret()),
+            "8d6afc966bc12faae713b8424f4600a93520ce0d8f4595fc9ce21a0b6ef784b9"
+        );
+        let other_purpose = config.derive_key("something else");
+        let other_app = Config::builder("390265671523338", "9bdc9ae47c4211b9919a036c1e1bc477")
+            .build()
+            .unwrap()
+            .derive_key("actix-accountkit redis entry v1");
+        assert_ne!(key.expose_secret(), other_purpose.expose_secret());
+        assert_ne!(key.expose_secret(), other_app.expose_secret());
+        assert!(!hex::encode(key.expose_secret()).contains("9bdc9ae4"));
+    }
 
     #[test]
     fn rfc4231_vectors() {

@@ -6,7 +6,7 @@
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::builder("1234", "account-kit-app-secret").build()?;
-//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", config.app_id()).start()?;
+//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", &config).start()?;
 //! let kit = AccountKit::builder(config).shared_tier(redis.clone()).build()?;
 //! // ... serve kit as usual; redis.stats() says whether Redis is reachable.
 //! # let _ = kit; Ok(()) }
@@ -21,6 +21,15 @@
 //!   `negative_ttl`. A copy taken from Redis lives locally no longer than it
 //!   had left in Redis. An index `…:a:{account_id}` (a set of hashes, with
 //!   the longest TTL of its entries) lets a revocation by account find them.
+//! * **Authenticated entries.** Every stored value is
+//!   `v1.{expiry ms}.{MAC}.{entry JSON}`, the MAC an HMAC-SHA256 over the
+//!   format version, the full Redis key, the expiry and the entry, keyed
+//!   with a key derived from the app secret
+//!   ([`RedisTier::builder`] takes the [`Config`]). A value copied to
+//!   another token's key, altered, truncated, past its expiry, in the older
+//!   unsigned format or written with another app secret is a miss: the
+//!   token is verified upstream, the answer replaces the value, and
+//!   [`SharedStats::rejected_entries`] counts it (logged once per tier).
 //! * **One upstream call per token for the fleet.** A miss in Redis takes a
 //!   short claim on the token; the other instances missing it meanwhile
 //!   poll Redis for the claimant's answer (up to
@@ -67,12 +76,14 @@ use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use ::redis::{AsyncConnectionConfig, Client, RedisResult, Script};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
+use hmac::Mac;
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
 use crate::cache::TokenHash;
+use crate::config::{hmac_sha256, Config, HmacSha256};
 use crate::shared::{Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
 use crate::types::Account;
 use crate::verify::Refusal;
@@ -94,6 +105,11 @@ pub const DEFAULT_MAX_PENDING: usize = 10_000;
 
 /// First wait before reconnecting.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// What the entry key is derived for ([`Config::derive_key`]); a new
+/// version of the entry format gets a new label.
+const ENTRY_KEY_PURPOSE: &str = "actix-accountkit redis entry v1";
+/// First field of every stored value: the entry format.
+const ENTRY_VERSION: &str = "v1";
 /// Interval between two looks at another instance's claim.
 const CLAIM_POLL: Duration = Duration::from_millis(5);
 
@@ -120,6 +136,8 @@ pub enum RedisError {
 pub struct RedisTierBuilder {
     url: SecretString,
     app_id: String,
+    /// Keyed with the entry key derived from the app secret.
+    entry_mac: HmacSha256,
     namespace: String,
     timeout: Duration,
     max_backoff: Duration,
@@ -201,6 +219,8 @@ impl RedisTierBuilder {
         let state = Arc::new(State {
             client,
             app_id: self.app_id.clone(),
+            entry_mac: self.entry_mac,
+            prefix: ns.clone(),
             keys: Keys {
                 gen: format!("{ns}:gen"),
                 token: format!("{ns}:t:"),
@@ -221,10 +241,12 @@ impl RedisTierBuilder {
             last_gen: Mutex::new(None),
             kick: Notify::new(),
             connected: AtomicBool::new(false),
+            rejection_logged: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -252,11 +274,12 @@ impl RedisTierBuilder {
 /// [module docs](self).
 ///
 /// ```no_run
-/// use actix_accountkit::redis::RedisTier;
+/// use actix_accountkit::{config::Config, redis::RedisTier};
 /// use std::time::Duration;
 ///
-/// # fn run() -> Result<(), actix_accountkit::redis::RedisError> {
-/// let redis = RedisTier::builder("redis://:password@redis.internal:6379/0", "1234")
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::builder("1234", "account-kit-app-secret").build()?;
+/// let redis = RedisTier::builder("redis://:password@redis.internal:6379/0", &config)
 ///     .timeout(Duration::from_millis(100))
 ///     .start()?;
 /// println!("{:?}", redis.stats()); // connected, errors, revocations_…
@@ -286,11 +309,23 @@ impl fmt::Debug for RedisTier {
 
 impl RedisTier {
     /// A builder for the Redis at `url` (`redis://[:password@]host[:port][/db]`;
-    /// kept secret), for the app `app_id`.
-    pub fn builder(url: impl Into<String>, app_id: impl Into<String>) -> RedisTierBuilder {
+    /// kept secret), for the app of `config`.
+    ///
+    /// The tier takes the app id from `config`, and derives from its app
+    /// secret the key that authenticates every entry it writes and reads
+    /// (HKDF-SHA256, bound to the app id; neither the secret nor the
+    /// derived key ever leaves the process or shows in `Debug` output, and
+    /// the derived key is zeroized once the MAC is keyed with it). Every
+    /// instance sharing the Redis must
+    /// therefore use the same app secret: an entry written with another
+    /// one is refused like a forged one (counted in
+    /// [`SharedStats::rejected_entries`]) and verified again.
+    pub fn builder(url: impl Into<String>, config: &Config) -> RedisTierBuilder {
+        let entry_key = config.derive_key(ENTRY_KEY_PURPOSE);
         RedisTierBuilder {
             url: SecretString::from(url.into()),
-            app_id: app_id.into(),
+            app_id: config.app_id().to_owned(),
+            entry_mac: hmac_sha256(entry_key.expose_secret()),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             max_backoff: DEFAULT_MAX_BACKOFF,
@@ -406,17 +441,24 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            // KEYS: gen, entry, claim. ARGV: claim ms, sender.
-            // → {gen, entry or '', pttl | 1 if claimed | 0}
+            // KEYS: gen, entry, claim. ARGV: claim ms, sender, the value to
+            // look past ('' for none: one this instance refused).
+            // → {gen, 'found', value, pttl} | {gen, 'claimed' | 'busy', '', 0}
+            //
+            // A key of another type than a string (not ours) comes back as
+            // the value '<type>': it fails the entry check like any other
+            // foreign value, and the store that follows replaces it.
             lookup: Script::new(
                 r"
 local g = redis.call('GET', KEYS[1]) or '0'
-local v = redis.call('GET', KEYS[2])
-if v then return {g, v, redis.call('PTTL', KEYS[2])} end
+local t = redis.call('TYPE', KEYS[2]).ok
+local v = false
+if t == 'string' then v = redis.call('GET', KEYS[2]) elseif t ~= 'none' then v = '<' .. t .. '>' end
+if v and v ~= ARGV[3] then return {g, 'found', v, redis.call('PTTL', KEYS[2])} end
 if tonumber(ARGV[1]) > 0 and not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  return {g, '', 0}
+  return {g, 'busy', '', 0}
 end
-return {g, '', 1}
+return {g, 'claimed', '', 0}
 ",
             ),
             // KEYS: gen, entry, account index, claim.
@@ -432,12 +474,14 @@ if ARGV[2] ~= '' and (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
     end
   end
 end
-if redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
+if redis.call('TYPE', KEYS[4]).ok == 'string' and redis.call('GET', KEYS[4]) == ARGV[6] then
+  redis.call('DEL', KEYS[4])
+end
 return 1
 ",
             ),
             // KEYS: gen, entry. ARGV: channel, sender, hash hex, '1' if
-            // refused, negative ttl ms, refusal value.
+            // refused, negative ttl ms, refusal value (sealed for this key).
             revoke_token: Script::new(
                 r"
 local g = redis.call('INCR', KEYS[1])
@@ -469,7 +513,8 @@ return g
     }
 }
 
-/// What is stored in Redis under a token hash.
+/// What is stored in Redis under a token hash, as JSON inside a sealed
+/// value (see [`State::seal`]).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Entry {
@@ -508,11 +553,39 @@ impl Entry {
     }
 }
 
+/// What a stored value turned out to be.
+enum Opened {
+    /// Written by an instance of this app for this key, still valid: the
+    /// entry and how long it remains valid by its own expiry.
+    Valid(Entry, Duration),
+    /// Written by an instance of this app for this key, but past its
+    /// expiry (the Redis key outlived it: a clock step, or someone extended
+    /// it). Not counted as forged.
+    Stale,
+    /// Not written for this key with this app's entry key: copied from
+    /// another key, altered, truncated, of an earlier unsigned format, or
+    /// written with another app secret.
+    Forged,
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Everything the background thread and the callers share.
 struct State {
     client: Client,
     /// The app whose entries the keys hold.
     app_id: String,
+    /// HMAC-SHA256 keyed with the entry key (derived from the app secret):
+    /// authenticates every stored value together with the key it is
+    /// stored under. Cloned per use; never printed (`State` has no Debug).
+    entry_mac: HmacSha256,
+    /// `{namespace}:{app_id}`: names the tier in logs (nothing secret).
+    prefix: String,
     keys: Keys,
     /// This instance's id in published messages (its own are not applied
     /// twice).
@@ -533,10 +606,13 @@ struct State {
     /// A command found the connection broken: start over.
     kick: Notify,
     connected: AtomicBool,
+    /// Whether the first refused entry was logged (later ones are counted).
+    rejection_logged: AtomicBool,
     errors: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
     resyncs: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// Why a call gave no answer.
@@ -556,6 +632,83 @@ impl State {
             revocations_received: self.received.load(Ordering::Relaxed),
             revocations_pending: self.pending.lock().len() as u64,
             resyncs: self.resyncs.load(Ordering::Relaxed),
+            rejected_entries: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The MAC of a stored value: the format version, the full Redis key
+    /// it is stored under (length-prefixed), its expiry and the entry.
+    fn entry_mac(&self, redis_key: &str, expires_ms: u64, json: &str) -> HmacSha256 {
+        let mut mac = self.entry_mac.clone();
+        mac.update(ENTRY_VERSION.as_bytes());
+        mac.update(&[0]);
+        mac.update(&(redis_key.len() as u64).to_be_bytes());
+        mac.update(redis_key.as_bytes());
+        mac.update(&expires_ms.to_be_bytes());
+        mac.update(json.as_bytes());
+        mac
+    }
+
+    /// The value stored under `redis_key` for `entry`, valid for `ttl`:
+    /// `v1.{expiry ms}.{MAC hex}.{entry JSON}`.
+    fn seal(&self, redis_key: &str, entry: &Entry, ttl: Duration) -> Result<String, Failure> {
+        let json = serde_json::to_string(entry).map_err(|_| Failure::Unreadable)?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = now_ms().saturating_add(ttl_ms);
+        let tag = self
+            .entry_mac(redis_key, expires_ms, &json)
+            .finalize()
+            .into_bytes();
+        Ok(format!(
+            "{ENTRY_VERSION}.{expires_ms}.{}.{json}",
+            hex::encode(tag)
+        ))
+    }
+
+    /// Checks a value read from `redis_key` (in constant time) and reads
+    /// its entry.
+    fn open(&self, redis_key: &str, value: &str) -> Opened {
+        let mut parts = value.splitn(4, '.');
+        let (Some(ENTRY_VERSION), Some(expires), Some(tag), Some(json)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Opened::Forged;
+        };
+        let (Ok(expires_ms), Ok(tag)) = (expires.parse::<u64>(), hex::decode(tag)) else {
+            return Opened::Forged;
+        };
+        if self
+            .entry_mac(redis_key, expires_ms, json)
+            .verify_slice(&tag)
+            .is_err()
+        {
+            return Opened::Forged;
+        }
+        // Authentic from here on: written by an instance of this app.
+        let Ok(entry) = serde_json::from_str::<Entry>(json) else {
+            // Sealed but unreadable (another version's entry shape).
+            return Opened::Forged;
+        };
+        match expires_ms.checked_sub(now_ms()) {
+            Some(left) if left > 0 => Opened::Valid(entry, Duration::from_millis(left)),
+            _ => Opened::Stale,
+        }
+    }
+
+    /// Counts a refused entry; logs the first one only (nothing of the
+    /// token, the key or the URL).
+    fn rejected_entry(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        if !self.rejection_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                tier = %self.prefix,
+                "a shared Redis entry failed its authentication check (copied from another \
+                 token's key, altered, or written with another app secret or by an older \
+                 version): treated as a miss and verified upstream. Further ones are only \
+                 counted (SharedStats::rejected_entries)"
+            );
+        } else {
+            tracing::debug!(tier = %self.prefix, "shared Redis entry refused");
         }
     }
 
@@ -597,10 +750,16 @@ impl State {
 
     /// A shared answer, or a ticket to store one; waits (bounded) while
     /// another instance verifies the same token.
+    ///
+    /// A stored value that fails its check is a miss: this instance looks
+    /// again past that value (so that it gets a ticket, and its upstream
+    /// answer replaces the value), or, if the value keeps changing until
+    /// the claim wait is over, verifies upstream and stores nothing.
     async fn lookup(self: Arc<Self>, hex: String) -> SharedLookup {
         let deadline = Instant::now() + self.claim_wait;
+        let mut past: Option<String> = None;
         loop {
-            match self.lookup_once(&hex).await {
+            match self.lookup_once(&hex, past.as_deref()).await {
                 Ok(Looked::Found(answer, remaining)) => {
                     return SharedLookup::Found { answer, remaining }
                 }
@@ -609,6 +768,17 @@ impl State {
                     return SharedLookup::Missing { ticket }
                 }
                 Ok(Looked::Busy(_)) => tokio::time::sleep(CLAIM_POLL).await,
+                Ok(Looked::Refused(value)) => {
+                    if past.is_some() {
+                        // Another refused value since the last look: not
+                        // ours to wait for forever, nor to poll in a spin.
+                        if Instant::now() >= deadline {
+                            return SharedLookup::Unavailable;
+                        }
+                        tokio::time::sleep(CLAIM_POLL).await;
+                    }
+                    past = Some(value);
+                }
                 Err(failure) => {
                     self.failed("lookup", &failure);
                     return SharedLookup::Unavailable;
@@ -617,50 +787,64 @@ impl State {
         }
     }
 
-    async fn lookup_once(&self, hex: &str) -> Result<Looked, Failure> {
+    async fn lookup_once(&self, hex: &str, past: Option<&str>) -> Result<Looked, Failure> {
         let mut conn = self.conn()?;
         let claim_ms = self.claim_wait.as_millis().min(u64::MAX as u128) as u64;
+        let entry_key = format!("{}{hex}", self.keys.token);
         let mut call = self.scripts.lookup.prepare_invoke();
         call.key(&self.keys.gen)
-            .key(format!("{}{hex}", self.keys.token))
+            .key(&entry_key)
             .key(format!("{}{hex}", self.keys.claim))
             .arg(claim_ms)
-            .arg(&self.sender);
-        let (gen, value, n): (String, String, i64) =
+            .arg(&self.sender)
+            .arg(past.unwrap_or(""));
+        let (gen, status, value, pttl): (String, String, String, i64) =
             self.bounded(call.invoke_async(&mut conn)).await?;
         let ticket = gen.parse::<u64>().map_err(|_| Failure::Unreadable)?;
-        if value.is_empty() {
-            return Ok(if n == 1 {
-                Looked::Claimed(ticket)
-            } else {
-                Looked::Busy(ticket)
-            });
+        match status.as_str() {
+            "claimed" => return Ok(Looked::Claimed(ticket)),
+            "busy" => return Ok(Looked::Busy(ticket)),
+            "found" => {}
+            _ => return Err(Failure::Unreadable),
         }
-        let entry: Entry = serde_json::from_str(&value).map_err(|_| Failure::Unreadable)?;
-        // PTTL is the entry's remaining lifetime (ms); anything else means
-        // no expiry was set by us: do not trust it.
-        let remaining = u64::try_from(n)
-            .ok()
-            .filter(|&ms| ms > 0)
-            .ok_or(Failure::Unreadable)?;
-        Ok(Looked::Found(
-            entry.into_answer(),
-            Duration::from_millis(remaining),
-        ))
+        match self.open(&entry_key, &value) {
+            Opened::Valid(entry, left) => {
+                // The local copy lives no longer than the entry says, nor
+                // than Redis keeps it (PTTL; -1, no expiry, is not ours:
+                // the entry's own expiry then bounds it).
+                let remaining = match u64::try_from(pttl) {
+                    Ok(ms) => left.min(Duration::from_millis(ms)),
+                    Err(_) => left,
+                };
+                if remaining.is_zero() {
+                    return Ok(Looked::Refused(value));
+                }
+                Ok(Looked::Found(entry.into_answer(), remaining))
+            }
+            Opened::Stale => {
+                tracing::debug!(tier = %self.prefix, "shared Redis entry past its expiry, ignored");
+                Ok(Looked::Refused(value))
+            }
+            Opened::Forged => {
+                self.rejected_entry();
+                Ok(Looked::Refused(value))
+            }
+        }
     }
 
     async fn store(self: Arc<Self>, hex: String, ticket: u64, entry: Option<Entry>, ttl: Duration) {
         let result = async {
             let mut conn = self.conn()?;
+            let entry_key = format!("{}{hex}", self.keys.token);
             let value = match &entry {
-                Some(entry) => serde_json::to_string(entry).map_err(|_| Failure::Unreadable)?,
+                Some(entry) => self.seal(&entry_key, entry, ttl)?,
                 None => String::new(),
             };
             let account = entry.as_ref().and_then(Entry::account_id);
             let ttl_ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
             let mut call = self.scripts.store.prepare_invoke();
             call.key(&self.keys.gen)
-                .key(format!("{}{hex}", self.keys.token))
+                .key(&entry_key)
                 .key(format!("{}{}", self.keys.account, account.unwrap_or("")))
                 .key(format!("{}{hex}", self.keys.claim))
                 .arg(ticket.to_string())
@@ -686,11 +870,15 @@ impl State {
                 Revocation::Token { hash, refused } => {
                     let hex = hex::encode(hash);
                     let negative_ttl = self.negative_ttl();
-                    let tombstone = serde_json::to_string(&Entry::InvalidToken { subcode: None })
-                        .map_err(|_| Failure::Unreadable)?;
+                    let entry_key = format!("{}{hex}", self.keys.token);
+                    let tombstone = self.seal(
+                        &entry_key,
+                        &Entry::InvalidToken { subcode: None },
+                        negative_ttl,
+                    )?;
                     call = self.scripts.revoke_token.prepare_invoke();
                     call.key(&self.keys.gen)
-                        .key(format!("{}{hex}", self.keys.token))
+                        .key(entry_key)
                         .arg(&self.keys.channel)
                         .arg(&self.sender)
                         .arg(hex)
@@ -931,6 +1119,9 @@ enum Looked {
     Claimed(u64),
     /// Nothing stored; another instance is verifying it.
     Busy(u64),
+    /// A value this instance does not accept (forged or stale): look again
+    /// past it.
+    Refused(String),
 }
 
 fn parse_message(payload: &[u8]) -> Option<(&str, u64, &str, &str)> {
@@ -971,8 +1162,63 @@ mod tests {
         assert_eq!(parse_message(&[0xff, 0x20]), None);
     }
 
+    fn config() -> Config {
+        Config::builder("1234", "the-app-secret-0123456789")
+            .build()
+            .unwrap()
+    }
+
+    /// A tier's state without a thread or a connection.
+    fn state_for(config: &Config) -> State {
+        let b = RedisTier::builder("redis://127.0.0.1:1/", config);
+        State {
+            client: Client::open("redis://127.0.0.1:1/").unwrap(),
+            app_id: b.app_id,
+            entry_mac: b.entry_mac,
+            prefix: "accountkit:1234".into(),
+            keys: Keys {
+                gen: "accountkit:1234:gen".into(),
+                token: "accountkit:1234:t:".into(),
+                account: "accountkit:1234:a:".into(),
+                claim: "accountkit:1234:c:".into(),
+                channel: "accountkit:1234:revocations".into(),
+            },
+            sender: instance_id(),
+            timeout: DEFAULT_TIMEOUT,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            claim_wait: DEFAULT_CLAIM_WAIT,
+            health_interval: DEFAULT_HEALTH_INTERVAL,
+            max_pending: DEFAULT_MAX_PENDING,
+            scripts: Scripts::new(),
+            conn: Mutex::new(None),
+            sinks: Mutex::new(Vec::new()),
+            pending: Mutex::new(VecDeque::new()),
+            last_gen: Mutex::new(None),
+            kick: Notify::new(),
+            connected: AtomicBool::new(false),
+            rejection_logged: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+
+    const KEY_A: &str = "accountkit:1234:t:aaaa";
+    const KEY_B: &str = "accountkit:1234:t:bbbb";
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn account() -> Entry {
+        Entry::Account {
+            account: Account::new("1000000000000001").with_application("1234"),
+        }
+    }
+
     #[test]
     fn entries_round_trip_and_hide_nothing_else() {
+        let config = config();
+        let state = state_for(&config);
         let account = Account::new("1000000000000001").with_application("1234");
         for answer in [
             Ok(Arc::new(account)),
@@ -980,29 +1226,106 @@ mod tests {
             Err(Refusal::WrongApp),
         ] {
             let entry = Entry::from_answer(&answer).unwrap();
-            let text = serde_json::to_string(&entry).unwrap();
-            let back: Entry = serde_json::from_str(&text).unwrap();
+            let sealed = state.seal(KEY_A, &entry, MINUTE).ok().unwrap();
+            assert!(sealed.starts_with("v1."));
+            assert!(!sealed.contains("the-app-secret"));
+            let Opened::Valid(back, left) = state.open(KEY_A, &sealed) else {
+                panic!("own entry refused");
+            };
+            assert!(left <= MINUTE && left > MINUTE - Duration::from_secs(5));
             assert_eq!(format!("{:?}", back.into_answer()), format!("{answer:?}"));
         }
         let unavailable: Answer = Err(Refusal::Unavailable(Arc::new(
             crate::Error::InvalidAccountId,
         )));
         assert!(Entry::from_answer(&unavailable).is_none());
+        assert_eq!(state.rejected.load(Ordering::Relaxed), 0);
     }
 
     #[test]
-    fn bad_settings_are_refused_without_echoing_the_url() {
-        let e = RedisTier::builder("http://:hunter2@x", "1")
+    fn an_entry_is_valid_only_under_its_key_unaltered_and_with_this_apps_key() {
+        let config = config();
+        let state = state_for(&config);
+        let sealed = state.seal(KEY_A, &account(), MINUTE).ok().unwrap();
+        let forged = |value: &str, key: &str| matches!(state.open(key, value), Opened::Forged);
+        assert!(!forged(&sealed, KEY_A));
+        // Copied to another token's key.
+        assert!(forged(&sealed, KEY_B));
+        // Any one byte changed, anywhere (version, expiry, MAC, entry).
+        for i in 0..sealed.len() {
+            let mut bytes = sealed.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
+            let garbled = String::from_utf8(bytes).unwrap();
+            assert!(forged(&garbled, KEY_A), "byte {i} changed, accepted");
+        }
+        // A longer life, re-signed by nobody.
+        let (_, rest) = sealed.split_once('.').unwrap();
+        let (expires, rest) = rest.split_once('.').unwrap();
+        let later = expires.parse::<u64>().unwrap() + 3_600_000;
+        assert!(forged(&format!("v1.{later}.{rest}"), KEY_A));
+        // Truncated; empty; the earlier unsigned format; a MAC-less entry.
+        for n in [0, 1, 3, 20, 70, 90, sealed.len() - 1] {
+            assert!(forged(&sealed[..n], KEY_A), "truncated to {n}");
+        }
+        let json = serde_json::to_string(&account()).unwrap();
+        assert!(forged(&json, KEY_A));
+        assert!(forged(&format!("v1.{later}..{json}"), KEY_A));
+        assert!(forged("<list>", KEY_A));
+        // Another app secret, or another app id: another key.
+        let other_secret = Config::builder("1234", "another-secret-0123456789")
+            .build()
+            .unwrap();
+        assert!(matches!(
+            state_for(&other_secret).open(KEY_A, &sealed),
+            Opened::Forged
+        ));
+        let other_app = Config::builder("1235", "the-app-secret-0123456789")
+            .build()
+            .unwrap();
+        assert!(matches!(
+            state_for(&other_app).open(KEY_A, &sealed),
+            Opened::Forged
+        ));
+    }
+
+    #[test]
+    fn an_expired_entry_is_stale_not_forged() {
+        let config = config();
+        let state = state_for(&config);
+        let sealed = state.seal(KEY_A, &account(), Duration::ZERO).ok().unwrap();
+        assert!(matches!(state.open(KEY_A, &sealed), Opened::Stale));
+    }
+
+    #[test]
+    fn the_first_refused_entry_is_logged_the_others_counted() {
+        let config = config();
+        let state = state_for(&config);
+        for _ in 0..3 {
+            state.rejected_entry();
+        }
+        assert_eq!(state.stats().rejected_entries, 3);
+        assert!(state.rejection_logged.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_without_echoing_the_url_or_the_secret() {
+        let config = config();
+        let e = RedisTier::builder("http://:hunter2@x", &config)
             .start()
             .unwrap_err();
         assert!(matches!(e, RedisError::InvalidUrl));
         assert!(!e.to_string().contains("hunter2"));
-        let e = RedisTier::builder("redis://127.0.0.1/", "12a")
+        let e = RedisTier::builder("redis://127.0.0.1/", &config)
+            .namespace("a b")
             .start()
             .unwrap_err();
-        assert!(matches!(e, RedisError::InvalidAppId));
-        let b = RedisTier::builder("redis://:hunter2@127.0.0.1/", "1");
-        assert!(!format!("{b:?}").contains("hunter2"));
+        assert!(matches!(e, RedisError::InvalidNamespace));
+        let b = RedisTier::builder("redis://:hunter2@127.0.0.1/", &config);
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("the-app-secret"));
+        let key = config.derive_key(ENTRY_KEY_PURPOSE);
+        assert!(!shown.contains(&hex::encode(key.expose_secret())));
     }
 
     #[test]

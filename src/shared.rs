@@ -187,6 +187,11 @@ pub struct SharedStats {
     /// Times the local cache was emptied because revocations may have been
     /// missed (a gap in the revocation feed).
     pub resyncs: u64,
+    /// Shared entries refused because they failed their authentication
+    /// check (copied from another token's key, altered, truncated, written
+    /// with another app secret or in an older unsigned format): each was
+    /// treated as a miss and verified upstream.
+    pub rejected_entries: u64,
 }
 
 /// Where a tier delivers the revocations it receives: a weak handle on one

@@ -2,6 +2,9 @@
 //! here on a free loopback port, killed at the end): revocations reach the
 //! other instance, one upstream call serves the fleet, and a Redis outage
 //! neither stops the service nor the revocations once Redis is back.
+//!
+//! And what someone who can write to that Redis can do: copy or alter an
+//! entry (refused, verified upstream, counted, logged once).
 #![cfg(feature = "redis")]
 
 mod support;
@@ -10,10 +13,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_accountkit::cache::TokenHash;
-use actix_accountkit::redis::RedisTier;
+use actix_accountkit::cache::{CacheConfig, TokenHash};
+use actix_accountkit::redis::{RedisTier, RedisTierBuilder};
 use actix_accountkit::shared::{
     Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier,
 };
@@ -154,18 +158,39 @@ struct Instance {
 
 impl Instance {
     fn start(emu: &actix_accountkit::emulator::Emulator, server: &RedisServer) -> Self {
-        let redis = RedisTier::builder(server.url(), APP_ID)
-            .timeout(Duration::from_millis(200))
-            .max_backoff(Duration::from_millis(200))
-            .health_interval(Duration::from_millis(500))
-            .start()
-            .expect("redis tier");
-        let kit = AccountKit::builder(config(emu).build().expect("config"))
+        Self::start_with(emu, server, |tier| tier, CacheConfig::default())
+    }
+
+    /// An instance whose tier builder and cache settings the test adjusts.
+    fn start_with(
+        emu: &actix_accountkit::emulator::Emulator,
+        server: &RedisServer,
+        tier: impl FnOnce(RedisTierBuilder) -> RedisTierBuilder,
+        cache: CacheConfig,
+    ) -> Self {
+        let config = config(emu).build().expect("config");
+        let redis = tier(
+            RedisTier::builder(server.url(), &config)
+                .timeout(Duration::from_millis(200))
+                .max_backoff(Duration::from_millis(200))
+                .health_interval(Duration::from_millis(500)),
+        )
+        .start()
+        .expect("redis tier");
+        let kit = AccountKit::builder(config)
+            .cache(cache)
             .shared_tier(redis.clone())
             .build()
             .expect("kit");
         let app = protected_app(&kit);
         Self { kit, redis, app }
+    }
+
+    /// `/me`'s status and body (the account id on a 200).
+    async fn me_body(&self, token: &str) -> (u16, String) {
+        let res = get_with(&self.app.url("/me"), Some(token)).await;
+        let status = res.status().as_u16();
+        (status, res.text().await.expect("body"))
     }
 
     fn stats(&self) -> SharedStats {
@@ -469,7 +494,7 @@ async fn a_request_during_a_revocation_cannot_re_cache_the_token_from_redis() {
     let emu = emulator();
     let b = Instance::start(&emu, &server);
     let gated = Gated {
-        inner: RedisTier::builder(server.url(), APP_ID)
+        inner: RedisTier::builder(server.url(), &config(&emu).build().unwrap())
             .timeout(Duration::from_millis(200))
             .start()
             .expect("redis tier"),
@@ -522,7 +547,10 @@ async fn a_request_during_a_revocation_cannot_re_cache_the_token_from_redis() {
 async fn a_tier_built_for_another_app_is_refused() {
     let server = RedisServer::start();
     let emu = emulator();
-    let other = RedisTier::builder(server.url(), OTHER_APP_ID)
+    let other_config = actix_accountkit::config::Config::builder(OTHER_APP_ID, OTHER_APP_SECRET)
+        .build()
+        .unwrap();
+    let other = RedisTier::builder(server.url(), &other_config)
         .start()
         .expect("redis tier");
     let built = AccountKit::builder(config(&emu).build().unwrap())
@@ -530,4 +558,161 @@ async fn a_tier_built_for_another_app_is_refused() {
         .build();
     let error = built.expect_err("a tier of another app must be refused");
     assert!(error.to_string().contains("another app"), "{error}");
+}
+
+// ---------------------------------------------------------------- an attacker with write access to Redis
+
+/// A plain Redis client, as anyone who can reach the server would use.
+async fn attacker(server: &RedisServer) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("attacker connects")
+}
+
+async fn raw<T: ::redis::FromRedisValue>(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = ::redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn).await.expect("raw command")
+}
+
+/// The tier's log lines, from every thread (the tier logs on its own).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+/// Installs one global subscriber for this test binary (the first caller
+/// does) and returns its buffer.
+fn logs() -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("actix_accountkit=debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        captured
+    })
+    .clone()
+}
+
+/// A well-formed token Account Kit never issued.
+const MADE_UP: &str = "EMAWmadeUpTokenThatAccountKitNeverIssued0123456789abcdef";
+
+#[actix_web::test]
+async fn a_copied_or_altered_entry_is_a_miss_counted_and_logged_once() {
+    let logs = logs();
+    let server = RedisServer::start();
+    let emu = emulator();
+    // Its own namespace: its log lines are told from other tests' ones.
+    let ns = "forgery";
+    let start = || Instance::start_with(&emu, &server, |t| t.namespace(ns), CacheConfig::default());
+    let a = start();
+    connected(&[&a], true).await;
+    let mut redis = attacker(&server).await;
+    let key = |token: &str| format!("{ns}:{APP_ID}:t:{}", hex_sha256(token));
+
+    // A verified token: its entry is in Redis.
+    let victim = login(&emu, "+15557770001").await;
+    assert_eq!(
+        a.me_body(&victim.token).await,
+        (200, victim.account_id.clone())
+    );
+    let upstream = calls(&emu, "me").await;
+    assert_eq!(upstream, 1);
+
+    // COPY it to a made-up token's key: the made-up token is not the
+    // victim; it is verified upstream (and refused there).
+    let copied: i64 = raw(&mut redis, &["COPY", &key(&victim.token), &key(MADE_UP)]).await;
+    assert_eq!(copied, 1);
+    let (status, body) = a.me_body(MADE_UP).await;
+    assert_eq!(status, 401, "a copied entry was accepted: {body}");
+    assert!(!body.contains(&victim.account_id));
+    assert_eq!(calls(&emu, "me").await, upstream + 1, "asked upstream");
+    assert_eq!(a.stats().rejected_entries, 1);
+
+    // Alter an entry in place: the account id inside it, one digit.
+    let user = login(&emu, "+15557770002").await;
+    assert_eq!(a.me_body(&user.token).await, (200, user.account_id.clone()));
+    let value: String = raw(&mut redis, &["GET", &key(&user.token)]).await;
+    let at = value
+        .find(&user.account_id)
+        .expect("the account id in the entry");
+    let digit = if user.account_id.ends_with('1') {
+        "2"
+    } else {
+        "1"
+    };
+    let offset = (at + user.account_id.len() - 1).to_string();
+    let _: i64 = raw(&mut redis, &["SETRANGE", &key(&user.token), &offset, digit]).await;
+    a.kit.cache().evict_token(&user.token); // local only: A asks Redis next
+    let upstream = calls(&emu, "me").await;
+    assert_eq!(
+        a.me_body(&user.token).await,
+        (200, user.account_id.clone()),
+        "the altered account was served"
+    );
+    assert_eq!(calls(&emu, "me").await, upstream + 1, "asked upstream");
+    assert_eq!(a.stats().rejected_entries, 2);
+
+    // The upstream answers replaced both values: another instance gets
+    // them from Redis, without asking, and refuses nothing it should not.
+    let b = start();
+    connected(&[&b], true).await;
+    let upstream = calls(&emu, "me").await;
+    assert_eq!(b.me(MADE_UP).await, 401);
+    assert_eq!(b.me_body(&user.token).await, (200, user.account_id.clone()));
+    assert_eq!(
+        b.me_body(&victim.token).await,
+        (200, victim.account_id.clone())
+    );
+    assert_eq!(calls(&emu, "me").await, upstream, "all from Redis");
+    assert_eq!(b.stats().rejected_entries, 0);
+    assert_eq!(b.kit.cache().stats().shared_hits, 3);
+
+    // Logged once (a warning), counted every time; nothing secret in it.
+    let text = logs.text();
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("tier={ns}:{APP_ID}")))
+        .collect();
+    let warnings: Vec<&&str> = ours
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("failed its authentication check"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{ours:#?}");
+    for secret in [
+        victim.token.as_str(),
+        user.token.as_str(),
+        MADE_UP,
+        &hex_sha256(MADE_UP),
+        &hex_sha256(&user.token),
+        APP_SECRET,
+        "redis://",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the logs");
+    }
 }
