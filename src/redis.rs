@@ -51,11 +51,11 @@
 //! Kit on a miss; [`SharedStats::connected`] is `false` and
 //! [`SharedStats::errors`] counts the failures, logged with `tracing` (no
 //! token, no URL). A background task reconnects with exponential backoff up to
-//! [`RedisTierBuilder::max_backoff`]. Revocations made meanwhile are queued
-//! and published once Redis is back. An instance that may have missed
-//! revocations (its revocation counter does not match Redis's when it
-//! reconnects, or a message is missing from the sequence) empties its local
-//! cache ([`SharedStats::resyncs`]).
+//! [`RedisTierBuilder::max_backoff`] ([`SharedStats::reconnects`]).
+//! Revocations made meanwhile are queued and published once Redis is back.
+//! An instance that may have missed revocations (its revocation counter
+//! does not match Redis's when it reconnects, or a message is missing from
+//! the sequence) empties its local cache ([`SharedStats::resyncs`]).
 //!
 //! # Threads
 //!
@@ -73,7 +73,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Client, RedisResult, Script};
+use ::redis::{AsyncConnectionConfig, Client, RedisResult, Script, Value};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use hmac::Mac;
@@ -241,11 +241,13 @@ impl RedisTierBuilder {
             last_gen: Mutex::new(None),
             kick: Notify::new(),
             connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
             rejection_logged: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -606,12 +608,15 @@ struct State {
     /// A command found the connection broken: start over.
     kick: Notify,
     connected: AtomicBool,
+    /// Whether a connection ever succeeded (the next one is a reconnect).
+    ever_connected: AtomicBool,
     /// Whether the first refused entry was logged (later ones are counted).
     rejection_logged: AtomicBool,
     errors: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
     resyncs: AtomicU64,
+    reconnects: AtomicU64,
     rejected: AtomicU64,
 }
 
@@ -632,6 +637,7 @@ impl State {
             revocations_received: self.received.load(Ordering::Relaxed),
             revocations_pending: self.pending.lock().len() as u64,
             resyncs: self.resyncs.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
             rejected_entries: self.rejected.load(Ordering::Relaxed),
         }
     }
@@ -1016,14 +1022,7 @@ impl State {
         self.bounded(sink.subscribe(&self.keys.channel)).await?;
         // Read after subscribing: a revocation published in between is
         // both counted here and received.
-        let gen: Option<u64> = self
-            .bounded(
-                ::redis::cmd("GET")
-                    .arg(&self.keys.gen)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let gen = gen.unwrap_or(0);
+        let gen = self.read_gen(&mut conn).await?;
         let previous = self.last_gen.lock().replace(gen);
         let missed = match previous {
             Some(previous) => previous != gen,
@@ -1037,9 +1036,20 @@ impl State {
         let _ = self.kick.notified().now_or_never();
         *self.conn.lock() = Some(conn);
         self.connected.store(true, Ordering::SeqCst);
+        if self.ever_connected.swap(true, Ordering::SeqCst) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(channel = %self.keys.channel, "Redis connected");
         self.flush_pending().await;
         Ok((sink, stream))
+    }
+
+    /// The revocation counter in Redis (0 if there is none yet).
+    async fn read_gen(&self, conn: &mut MultiplexedConnection) -> Result<u64, Failure> {
+        let gen: Option<u64> = self
+            .bounded(::redis::cmd("GET").arg(&self.keys.gen).query_async(conn))
+            .await?;
+        Ok(gen.unwrap_or(0))
     }
 
     async fn session(&self, mut sink: PubSubSink, mut stream: PubSubStream) {
@@ -1052,8 +1062,7 @@ impl State {
                     None => return,
                 },
                 _ = health.tick() => {
-                    if let Err(failure) = self.bounded(sink.ping::<String>()).await {
-                        self.failed("liveness check", &failure);
+                    if !self.health_check(&mut sink).await {
                         return;
                     }
                     if !self.pending.lock().is_empty() && !self.flush_pending().await {
@@ -1061,6 +1070,23 @@ impl State {
                     }
                 }
                 () = self.kick.notified() => return,
+            }
+        }
+    }
+
+    /// Pings the subscription; `false` if it failed. On a RESP2 connection
+    /// in subscribed mode Redis answers `["pong", ""]`, not `PONG`.
+    async fn health_check(&self, sink: &mut PubSubSink) -> bool {
+        match self.bounded(sink.ping::<Value>()).await {
+            Ok(answer) if is_pong(&answer) => true,
+            Ok(_) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("Redis liveness check: unexpected answer to PING, reconnecting");
+                false
+            }
+            Err(failure) => {
+                self.failed("liveness check", &failure);
+                false
             }
         }
     }
@@ -1134,6 +1160,18 @@ fn parse_message(payload: &[u8]) -> Option<(&str, u64, &str, &str)> {
     Some((sender, gen, kind, subject))
 }
 
+/// Whether `answer` is Redis's answer to `PING`: `PONG`, or, on a RESP2
+/// connection in subscribed mode, `["pong", ""]`.
+fn is_pong(answer: &Value) -> bool {
+    let pong = |bytes: &[u8]| bytes.eq_ignore_ascii_case(b"pong");
+    match answer {
+        Value::SimpleString(s) => pong(s.as_bytes()),
+        Value::BulkString(b) => pong(b),
+        Value::Array(items) => matches!(items.first(), Some(Value::BulkString(b)) if pong(b)),
+        _ => false,
+    }
+}
+
 /// A process-unique id, without a random-number dependency.
 fn instance_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -1196,11 +1234,13 @@ mod tests {
             last_gen: Mutex::new(None),
             kick: Notify::new(),
             connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
             rejection_logged: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             published: AtomicU64::new(0),
             received: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
     }
@@ -1305,6 +1345,24 @@ mod tests {
         }
         assert_eq!(state.stats().rejected_entries, 3);
         assert!(state.rejection_logged.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn pong_in_every_form_redis_sends_it() {
+        // RESP2 in subscribed mode (what the subscription gets).
+        assert!(is_pong(&Value::Array(vec![
+            Value::BulkString(b"pong".to_vec()),
+            Value::BulkString(Vec::new()),
+        ])));
+        // RESP2 outside it, and RESP3.
+        assert!(is_pong(&Value::SimpleString("PONG".into())));
+        assert!(is_pong(&Value::BulkString(b"PONG".to_vec())));
+        assert!(!is_pong(&Value::SimpleString("OK".into())));
+        assert!(!is_pong(&Value::Okay));
+        assert!(!is_pong(&Value::Nil));
+        assert!(!is_pong(&Value::Array(vec![Value::BulkString(
+            b"message".to_vec()
+        )])));
     }
 
     #[test]

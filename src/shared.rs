@@ -187,6 +187,9 @@ pub struct SharedStats {
     /// Times the local cache was emptied because revocations may have been
     /// missed (a gap in the revocation feed).
     pub resyncs: u64,
+    /// Times the tier connected again after losing its connection (the
+    /// first connection is not counted).
+    pub reconnects: u64,
     /// Shared entries refused because they failed their authentication
     /// check (copied from another token's key, altered, truncated, written
     /// with another app secret or in an older unsigned format): each was

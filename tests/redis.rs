@@ -4,7 +4,8 @@
 //! neither stops the service nor the revocations once Redis is back.
 //!
 //! And what someone who can write to that Redis can do: copy or alter an
-//! entry (refused, verified upstream, counted, logged once).
+//! entry (refused, verified upstream, counted, logged once). The
+//! subscription stays up across its liveness checks.
 #![cfg(feature = "redis")]
 
 mod support;
@@ -715,4 +716,41 @@ async fn a_copied_or_altered_entry_is_a_miss_counted_and_logged_once() {
     ] {
         assert!(!text.contains(secret), "{secret} in the logs");
     }
+}
+
+#[actix_web::test]
+async fn the_subscription_stays_up_across_many_liveness_checks() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let quick = |t: RedisTierBuilder| t.health_interval(Duration::from_millis(200));
+    let a = Instance::start_with(&emu, &server, quick, CacheConfig::default());
+    let b = Instance::start_with(&emu, &server, quick, CacheConfig::default());
+    connected(&[&a, &b], true).await;
+    let kept = login(&emu, "+15557770010").await;
+    assert_eq!(b.me(&kept.token).await, 200);
+
+    // 1.5 s: seven liveness checks, with revocations flowing meanwhile.
+    let start = Instant::now();
+    let mut revoked = 0;
+    while start.elapsed() < Duration::from_millis(1_500) {
+        let user = login(&emu, "+15557770011").await;
+        assert_eq!(a.me(&user.token).await, 200);
+        a.logout(&user.token).await;
+        revoked += 1;
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    within!(
+        Duration::from_secs(2),
+        "B received every revocation",
+        b.stats().revocations_received == revoked
+    );
+    for instance in [&a, &b] {
+        let s = instance.stats();
+        assert!(s.connected, "{s:?}");
+        assert_eq!((s.reconnects, s.resyncs, s.errors), (0, 0, 0), "{s:?}");
+    }
+    // B's cache was never emptied: the token is still a local hit.
+    let hits = b.kit.cache().stats().hits;
+    assert_eq!(b.me(&kept.token).await, 200);
+    assert_eq!(b.kit.cache().stats().hits, hits + 1);
 }
