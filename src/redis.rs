@@ -44,6 +44,20 @@
 //!   the lookup that missed it (so a slow verification cannot resurrect a
 //!   revoked token in Redis).
 //!
+//! # What it trusts Redis with
+//!
+//! Redis (and anyone who can write to it) cannot make a token pass as
+//! another token's account, nor make a token refused that was not, nor
+//! extend an entry's life: those are authenticated. It can still delete
+//! entries (extra misses), delay or drop revocation messages (a revoked
+//! token then passes on the other instances until it expires locally, at
+//! most `ttl`; missed revocations are detected on reconnection, by the
+//! revocation counter), and put back an earlier authentic entry of the
+//! same token before its expiry (a token logged out within the last `ttl`
+//! can pass again until that expiry). A message on the revocation channel
+//! is never trusted beyond "forget this": a forged one costs extra misses
+//! only.
+//!
 //! # When Redis is unreachable
 //!
 //! Every call is bounded by [`RedisTierBuilder::timeout`]. While Redis is
@@ -53,9 +67,10 @@
 //! token, no URL). A background task reconnects with exponential backoff up to
 //! [`RedisTierBuilder::max_backoff`] ([`SharedStats::reconnects`]).
 //! Revocations made meanwhile are queued and published once Redis is back.
-//! An instance that may have missed revocations (its revocation counter
-//! does not match Redis's when it reconnects, or a message is missing from
-//! the sequence) empties its local cache ([`SharedStats::resyncs`]).
+//! An instance that may have missed revocations (Redis's revocation counter
+//! moved since the instance's last checkpoint, taken at each liveness check
+//! once every revocation it counts has been received) empties its local
+//! cache when it reconnects ([`SharedStats::resyncs`]).
 //!
 //! # Threads
 //!
@@ -238,7 +253,7 @@ impl RedisTierBuilder {
             conn: Mutex::new(None),
             sinks: Mutex::new(Vec::new()),
             pending: Mutex::new(VecDeque::new()),
-            last_gen: Mutex::new(None),
+            checkpoint: Mutex::new(None),
             kick: Notify::new(),
             connected: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
@@ -603,8 +618,11 @@ struct State {
     conn: Mutex<Option<MultiplexedConnection>>,
     sinks: Mutex<Vec<RevocationSink>>,
     pending: Mutex<VecDeque<Revocation>>,
-    /// The revocation counter as last seen (messages carry it).
-    last_gen: Mutex<Option<u64>>,
+    /// The revocation counter as last read from Redis, at a point where
+    /// every revocation it counts had reached this instance (see
+    /// [`State::session`]). Never taken from a message: anyone who can
+    /// publish on the channel could write any number there.
+    checkpoint: Mutex<Option<u64>>,
     /// A command found the connection broken: start over.
     kick: Notify,
     connected: AtomicBool,
@@ -1023,8 +1041,10 @@ impl State {
         // Read after subscribing: a revocation published in between is
         // both counted here and received.
         let gen = self.read_gen(&mut conn).await?;
-        let previous = self.last_gen.lock().replace(gen);
+        let previous = self.checkpoint.lock().replace(gen);
         let missed = match previous {
+            // Any revocation since the last checkpoint may have been missed
+            // (the ones received since cannot be told from forged ones).
             Some(previous) => previous != gen,
             // Served without Redis before this first connection.
             None => after_failures,
@@ -1052,7 +1072,18 @@ impl State {
         Ok(gen.unwrap_or(0))
     }
 
+    /// Applies revocations until the subscription ends or fails its
+    /// liveness check; then applies what it had already received.
     async fn session(&self, mut sink: PubSubSink, mut stream: PubSubStream) {
+        self.listen(&mut sink, &mut stream).await;
+        // Messages already read from the socket (at least every one a
+        // checkpoint counted) are applied before the stream is dropped.
+        while let Some(Some(message)) = stream.next().now_or_never() {
+            self.received_message(message.get_payload_bytes());
+        }
+    }
+
+    async fn listen(&self, sink: &mut PubSubSink, stream: &mut PubSubStream) {
         let mut health = tokio::time::interval(self.health_interval);
         health.tick().await; // the first tick is immediate
         loop {
@@ -1062,7 +1093,7 @@ impl State {
                     None => return,
                 },
                 _ = health.tick() => {
-                    if !self.health_check(&mut sink).await {
+                    if !self.health_check(sink).await {
                         return;
                     }
                     if !self.pending.lock().is_empty() && !self.flush_pending().await {
@@ -1074,11 +1105,29 @@ impl State {
         }
     }
 
-    /// Pings the subscription; `false` if it failed. On a RESP2 connection
-    /// in subscribed mode Redis answers `["pong", ""]`, not `PONG`.
+    /// Reads the revocation counter, then pings the subscription. Redis
+    /// answers the `PING` after it has written out every message published
+    /// before it, and the client hands messages to the stream in the order
+    /// they arrive: once the answer is here, every revocation the counter
+    /// counts has reached this instance, and the counter becomes the
+    /// checkpoint a reconnection compares with. `false` if either failed.
     async fn health_check(&self, sink: &mut PubSubSink) -> bool {
+        let gen = match self.conn() {
+            Ok(mut conn) => self.read_gen(&mut conn).await,
+            Err(failure) => Err(failure),
+        };
+        let gen = match gen {
+            Ok(gen) => gen,
+            Err(failure) => {
+                self.failed("liveness check", &failure);
+                return false;
+            }
+        };
         match self.bounded(sink.ping::<Value>()).await {
-            Ok(answer) if is_pong(&answer) => true,
+            Ok(answer) if is_pong(&answer) => {
+                *self.checkpoint.lock() = Some(gen);
+                true
+            }
             Ok(_) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("Redis liveness check: unexpected answer to PING, reconnecting");
@@ -1092,22 +1141,19 @@ impl State {
     }
 
     /// `"{sender} {gen} {t|r|a} {hash hex | account id}"`.
+    ///
+    /// Anyone who can publish on the channel can send one: a message is
+    /// only ever a reason to forget (evict a token hash or an account's
+    /// tokens here; the next request asks Redis or Account Kit again).
+    /// Nothing in it is trusted beyond that: not its sender, not its
+    /// counter (missed revocations are found by comparing Redis's counter
+    /// with the checkpoint on reconnection, see [`State::health_check`]),
+    /// and a "refused" kind caches no refusal here.
     fn received_message(&self, payload: &[u8]) {
-        let Some((sender, gen, kind, subject)) = parse_message(payload) else {
+        let Some((sender, _gen, kind, subject)) = parse_message(payload) else {
             tracing::debug!("unreadable message on the revocation channel, ignored");
             return;
         };
-        let gap = {
-            let mut last = self.last_gen.lock();
-            let gap = matches!(*last, Some(l) if gen > l.saturating_add(1));
-            if last.map_or(true, |l| gen > l) {
-                *last = Some(gen);
-            }
-            gap
-        };
-        if gap {
-            self.resync("revocation feed gap");
-        }
         if sender == self.sender {
             // Ours. Applied locally already, but applied again: a queued
             // revocation published late (Redis was slow or away) must also
@@ -1231,7 +1277,7 @@ mod tests {
             conn: Mutex::new(None),
             sinks: Mutex::new(Vec::new()),
             pending: Mutex::new(VecDeque::new()),
-            last_gen: Mutex::new(None),
+            checkpoint: Mutex::new(None),
             kick: Notify::new(),
             connected: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),

@@ -185,7 +185,7 @@ pub struct SharedStats {
     /// published when it is back.
     pub revocations_pending: u64,
     /// Times the local cache was emptied because revocations may have been
-    /// missed (a gap in the revocation feed).
+    /// missed (the tier reconnected and revocations happened meanwhile).
     pub resyncs: u64,
     /// Times the tier connected again after losing its connection (the
     /// first connection is not counted).

@@ -4,8 +4,9 @@
 //! neither stops the service nor the revocations once Redis is back.
 //!
 //! And what someone who can write to that Redis can do: copy or alter an
-//! entry (refused, verified upstream, counted, logged once). The
-//! subscription stays up across its liveness checks.
+//! entry (refused, verified upstream, counted, logged once), publish forged
+//! revocations (extra misses at most). The subscription stays up across its
+//! liveness checks.
 #![cfg(feature = "redis")]
 
 mod support;
@@ -753,4 +754,113 @@ async fn the_subscription_stays_up_across_many_liveness_checks() {
     let hits = b.kit.cache().stats().hits;
     assert_eq!(b.me(&kept.token).await, 200);
     assert_eq!(b.kit.cache().stats().hits, hits + 1);
+}
+
+#[actix_web::test]
+async fn forged_revocation_messages_cost_extra_misses_only() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let (a, b) = (
+        Instance::start(&emu, &server),
+        Instance::start(&emu, &server),
+    );
+    connected(&[&a, &b], true).await;
+    let mut redis = attacker(&server).await;
+    let channel = format!("accountkit:{APP_ID}:revocations");
+    let gen_key = format!("accountkit:{APP_ID}:gen");
+    let user = login(&emu, "+15557770030").await;
+    let other = login(&emu, "+15557770031").await;
+    for t in [&user.token, &other.token] {
+        assert_eq!(a.me(t).await, 200);
+        assert_eq!(b.me(t).await, 200);
+    }
+    let publisher = redis.clone();
+    let publish = |message: String| {
+        let (mut redis, channel) = (publisher.clone(), channel.clone());
+        async move {
+            let _: i64 = raw(&mut redis, &["PUBLISH", &channel, &message]).await;
+        }
+    };
+
+    // 1. The next number in the revocation sequence, forged: it must not
+    // pass for the real revocation B then misses (its subscription dropped
+    // just before; published as another instance would, in one
+    // transaction). B finds out when it reconnects, and refuses the token.
+    let gen: Option<u64> = raw(&mut redis, &["GET", &gen_key]).await;
+    let gen = gen.unwrap_or(0);
+    let received = b.stats().revocations_received;
+    publish(format!("someone {} t {}", gen + 1, hex_sha256(MADE_UP))).await;
+    within!(
+        Duration::from_secs(2),
+        "B read the forged message",
+        b.stats().revocations_received == received + 1
+    );
+    kit(&emu)
+        .admin()
+        .logout(&user.token)
+        .await
+        .expect("upstream logout");
+    let hash = hex_sha256(&user.token);
+    let _: ::redis::Value = ::redis::pipe()
+        .atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .cmd("INCR")
+        .arg(&gen_key)
+        .cmd("DEL")
+        .arg(format!("accountkit:{APP_ID}:t:{hash}"))
+        .cmd("PUBLISH")
+        .arg(&channel)
+        .arg(format!("elsewhere {} t {hash}", gen + 1))
+        .query_async(&mut redis)
+        .await
+        .expect("transaction");
+    within!(
+        Duration::from_secs(5),
+        "B refuses the token revoked while it was away",
+        b.me(&user.token).await == 401
+    );
+    connected(&[&a, &b], true).await;
+    assert_eq!(
+        b.me_body(&other.token).await,
+        (200, other.account_id.clone())
+    );
+
+    // 2. Every kind, any counter, readable or not: evictions at most. The
+    // token passes as its own account on both instances, from Redis (no
+    // upstream call); nothing is refused.
+    let upstream = calls(&emu, "me").await;
+    let received = b.stats().revocations_received;
+    for message in [
+        format!("someone 999999 r {}", hex_sha256(&other.token)),
+        format!("someone {} t {}", u64::MAX, hex_sha256(&other.token)),
+        format!("someone 1 a {}", other.account_id),
+        "someone 2 t not-a-hash".to_owned(),
+        "garbage".to_owned(),
+    ] {
+        publish(message).await;
+    }
+    within!(
+        Duration::from_secs(2),
+        "B read the forged messages",
+        b.stats().revocations_received == received + 4
+    );
+    for instance in [&a, &b] {
+        assert_eq!(
+            instance.me_body(&other.token).await,
+            (200, other.account_id.clone())
+        );
+    }
+    assert_eq!(calls(&emu, "me").await, upstream, "all from Redis");
+    assert_eq!(b.stats().rejected_entries, 0);
+
+    // And real revocations still work after them.
+    a.logout(&other.token).await;
+    within!(
+        Duration::from_secs(2),
+        "B refuses",
+        b.me(&other.token).await == 401
+    );
 }
