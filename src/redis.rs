@@ -19,8 +19,10 @@
 //!   hex}` (the token itself never leaves the process), as JSON, with the
 //!   cache's TTL (`SET … PX`): the account for `ttl`, a definite refusal for
 //!   `negative_ttl`. A copy taken from Redis lives locally no longer than it
-//!   had left in Redis. An index `…:a:{account_id}` (a set of hashes, with
-//!   the longest TTL of its entries) lets a revocation by account find them.
+//!   had left in Redis. An index `…:a:{account_id}` (a sorted set of hashes
+//!   scored by their entry's expiry; expired members are dropped on each
+//!   store and the index expires with its last entry) lets a revocation by
+//!   account find them.
 //! * **Authenticated entries.** Every stored value is
 //!   `v1.{expiry ms}.{MAC}.{entry JSON}`, the MAC an HMAC-SHA256 over the
 //!   format version, the full Redis key, the expiry and the entry, keyed
@@ -480,15 +482,25 @@ return {g, 'claimed', '', 0}
             ),
             // KEYS: gen, entry, account index, claim.
             // ARGV: ticket, value or '', ttl ms, hash hex, '1' if indexed, sender.
+            //
+            // The index is a sorted set of hashes scored by their entry's
+            // expiry (Redis time, ms): expired members are dropped on each
+            // store, and the index expires with its last entry, so it holds
+            // the account's live entries only, however long the account
+            // stays active. (A set left by an earlier version is replaced:
+            // its entries are unsigned, refused anyway.)
             store: Script::new(
                 r"
 if ARGV[2] ~= '' and (redis.call('GET', KEYS[1]) or '0') == ARGV[1] then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
   if ARGV[5] == '1' then
-    redis.call('SADD', KEYS[3], ARGV[4])
-    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then
-      redis.call('PEXPIRE', KEYS[3], ARGV[3])
-    end
+    local now = redis.call('TIME')
+    now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    if redis.call('TYPE', KEYS[3]).ok ~= 'zset' then redis.call('DEL', KEYS[3]) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
+    local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+    redis.call('PEXPIRE', KEYS[3], math.max(1, tonumber(last[2]) - now))
   end
 end
 if redis.call('TYPE', KEYS[4]).ok == 'string' and redis.call('GET', KEYS[4]) == ARGV[6] then
@@ -514,11 +526,21 @@ return g
 ",
             ),
             // KEYS: gen, account index. ARGV: channel, sender, entry key
-            // prefix, account id.
+            // prefix, account id. Walks the live members only (a set left by
+            // an earlier version: all of them).
             revoke_account: Script::new(
                 r"
 local g = redis.call('INCR', KEYS[1])
-for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+local t = redis.call('TYPE', KEYS[2]).ok
+local members = {}
+if t == 'zset' then
+  local now = redis.call('TIME')
+  now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  members = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
+elseif t == 'set' then
+  members = redis.call('SMEMBERS', KEYS[2])
+end
+for _, h in ipairs(members) do
   redis.call('DEL', ARGV[3] .. h)
 end
 redis.call('DEL', KEYS[2])

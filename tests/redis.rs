@@ -6,7 +6,7 @@
 //! And what someone who can write to that Redis can do: copy or alter an
 //! entry (refused, verified upstream, counted, logged once), publish forged
 //! revocations (extra misses at most). The subscription stays up across its
-//! liveness checks.
+//! liveness checks, and an account's index keeps live entries only.
 #![cfg(feature = "redis")]
 
 mod support;
@@ -754,6 +754,74 @@ async fn the_subscription_stays_up_across_many_liveness_checks() {
     let hits = b.kit.cache().stats().hits;
     assert_eq!(b.me(&kept.token).await, 200);
     assert_eq!(b.kit.cache().stats().hits, hits + 1);
+}
+
+/// Members of an account's index, whatever its type.
+async fn index_len(redis: &mut ::redis::aio::MultiplexedConnection, account: &str) -> i64 {
+    const LEN: &str = "local t = redis.call('TYPE', KEYS[1]).ok \
+        if t == 'zset' then return redis.call('ZCARD', KEYS[1]) end \
+        if t == 'set' then return redis.call('SCARD', KEYS[1]) end \
+        return 0";
+    let key = format!("accountkit:{APP_ID}:a:{account}");
+    raw(redis, &["EVAL", LEN, "1", &key]).await
+}
+
+#[actix_web::test]
+async fn an_active_accounts_index_keeps_only_live_entries() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let ttl = Duration::from_millis(500);
+    let cache = CacheConfig::builder()
+        .ttl(ttl)
+        .build()
+        .expect("cache config");
+    let a = Instance::start_with(&emu, &server, |t| t, cache);
+    connected(&[&a], true).await;
+    let mut redis = attacker(&server).await;
+    let index = |account: &str| format!("accountkit:{APP_ID}:a:{account}");
+
+    // One account stays active while its tokens come and go: a new token
+    // at least every 50 ms, for three TTLs and three times as many tokens
+    // as can be alive at once (a slow machine only makes it longer). The
+    // index never goes idle long enough to expire as a whole.
+    const SPACING: Duration = Duration::from_millis(50);
+    // Entries live at most `ttl`; stored 50 ms apart or more, at most
+    // ttl / 50 ms + 1 of them can be alive at once.
+    let live_bound = (ttl.as_millis() / SPACING.as_millis()) as usize + 1;
+    let start = Instant::now();
+    let mut account = String::new();
+    let mut tokens = Vec::new();
+    while start.elapsed() < 3 * ttl || tokens.len() < 3 * live_bound {
+        let user = login(&emu, "+15557770020").await;
+        assert_eq!(a.me(&user.token).await, 200);
+        account = user.account_id;
+        tokens.push(user.token);
+        actix_web::rt::time::sleep(SPACING).await;
+    }
+    let members = index_len(&mut redis, &account).await;
+    assert!(
+        (1..=live_bound as i64).contains(&members),
+        "{members} members in the index of an account with at most {live_bound} live \
+         entries ({} stored)",
+        tokens.len()
+    );
+    let pttl: i64 = raw(&mut redis, &["PTTL", &index(&account)]).await;
+    assert!(
+        pttl > 0 && pttl <= ttl.as_millis() as i64,
+        "index PTTL {pttl}"
+    );
+
+    // And it still finds them: revoking the account refuses the live ones.
+    let live: Vec<&String> = tokens.iter().rev().take(3).collect();
+    a.kit
+        .admin()
+        .invalidate_all_tokens(&account)
+        .await
+        .expect("invalidate");
+    assert_eq!(index_len(&mut redis, &account).await, 0);
+    for token in live {
+        assert_eq!(a.me(token).await, 401);
+    }
 }
 
 #[actix_web::test]
