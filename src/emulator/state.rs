@@ -187,7 +187,7 @@ fn new_code() -> String {
 
 /// The deterministic identity of seeded account `i`: even → phone, odd → email.
 pub(crate) fn seed_login(i: usize) -> Login {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Login::Phone(Phone {
             country_prefix: "1".to_owned(),
             national_number: format!("555{:07}", i / 2),
