@@ -27,7 +27,8 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use actix_accountkit::cache::{token_hash, CacheConfig, CachedVerifier};
+use actix_accountkit::cache::{CacheConfig, CachedVerifier};
+use actix_accountkit::hash::token_hash;
 use actix_accountkit::verify::Verifier;
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::FutureExt;

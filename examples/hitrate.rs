@@ -13,7 +13,7 @@
 //! * `scan`: Zipf(1.0) with, every 50,000 requests, a scan of 10,000
 //!   consecutive tokens of the population (a batch job walking the users).
 //! * `churn`: Zipf(1.0); after each request, with probability 1/500, that
-//!   user logs out (`revoke_token`, as `AdminClient::logout` does) and comes
+//!   user logs out (`invalidate_as_refused`, the local part of `AdminClient::logout`) and comes
 //!   back with a new token.
 //! * `flood`: Zipf(1.0) with 30 % of the requests carrying a never-seen
 //!   bogus token (refused upstream with code 190, cached negatively).
@@ -242,7 +242,7 @@ struct Measured {
 
 /// Replays `events` through a real `CachedVerifier` as the middleware
 /// drives it: `verify_now` (the synchronous hit path), then `verify` on a
-/// miss; logouts call `revoke_token`.
+/// miss; logouts call `invalidate_as_refused`.
 fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -> Measured {
     let upstream = Arc::new(Counting::default());
     let day = Duration::from_secs(24 * 3600);
@@ -280,7 +280,7 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
             }
             Event::Logout(key) => {
                 token_of(&mut buf, key);
-                cache.revoke_token(&buf);
+                cache.invalidate_as_refused(&buf);
             }
         }
     }

@@ -1,19 +1,20 @@
 //! The admin client: everything the Graph API offers beyond verification,
 //! for route handlers. Register it with `App::app_data(web::Data::new(…))`.
 //!
-//! Logout, invalidate-all and delete also evict the verification cache, so
-//! a logged-out token is refused on the very next request, with no TTL wait.
-//! When the cache has a [shared tier](crate::shared), they then publish the
-//! revocation there, so that the other instances evict it too.
+//! Logout, invalidate-all and delete also revoke in the verification cache
+//! ([`CachedVerifier::revoke`]), so a logged-out token is refused on the very
+//! next request, with no TTL wait; with a [shared tier](crate::shared), on
+//! the other instances too.
 
 use std::io::Write;
 
 use futures::Stream;
 
-use crate::cache::{token_hash, CachedVerifier};
+use crate::cache::CachedVerifier;
 use crate::client::GraphClient;
 use crate::error::Error;
 use crate::export::{self, ExportError, ExportOptions, ExportProgress};
+use crate::hash::token_hash;
 use crate::shared::Revocation;
 use crate::types::{Account, AccountsPage, TokenExchange};
 
@@ -39,7 +40,7 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// An admin client that evicts from `cache` (the one the middleware
+    /// An admin client that revokes in `cache` (the one the middleware
     /// uses) on every revocation.
     pub fn new(client: GraphClient, cache: CachedVerifier) -> Self {
         Self {
@@ -82,26 +83,17 @@ impl AdminClient {
     pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
         let result = self.client.logout(access_token).await;
         if let Some(cache) = &self.cache {
-            let refused = match &result {
+            // Known dead (logged out now, or already invalid): remembered as
+            // refused. Otherwise only forgotten, to be asked again.
+            let dead = match &result {
                 Ok(()) => true,
                 Err(e) => e.is_invalid_token(),
             };
-            let revoke_locally = || {
-                if refused {
-                    cache.revoke_token(access_token);
-                } else {
-                    cache.evict_token(access_token);
-                }
+            let revocation = Revocation::Token {
+                hash: token_hash(access_token),
+                refused_for: dead.then(|| cache.negative_ttl()),
             };
-            revoke_locally();
-            if cache.shared_tier().is_some() {
-                let hash = token_hash(access_token);
-                self.publish(Revocation::Token { hash, refused }).await;
-                // Again: a request between the first eviction and the
-                // shared tier's deletion may have re-cached the token from
-                // the shared entry.
-                revoke_locally();
-            }
+            cache.revoke(&revocation).await;
         }
         result
     }
@@ -109,14 +101,14 @@ impl AdminClient {
     /// Logs every session of an account out, and forgets its cached tokens.
     pub async fn invalidate_all_tokens(&self, account_id: &str) -> Result<(), Error> {
         let result = self.client.invalidate_all_tokens(account_id).await;
-        self.evict_account(account_id, &result).await;
+        self.revoke_account(account_id, &result).await;
         result
     }
 
     /// Deletes an account, and forgets its cached tokens.
     pub async fn delete_account(&self, account_id: &str) -> Result<(), Error> {
         let result = self.client.delete_account(account_id).await;
-        self.evict_account(account_id, &result).await;
+        self.revoke_account(account_id, &result).await;
         result
     }
 
@@ -200,28 +192,15 @@ impl AdminClient {
         export::write_pages(pages, out, options, on_page).await
     }
 
-    async fn evict_account(&self, account_id: &str, result: &Result<(), Error>) {
-        // Evict on failure too: a request that fails half-way may still
-        // have revoked at Account Kit, and an eviction only costs one call.
+    async fn revoke_account(&self, account_id: &str, result: &Result<(), Error>) {
+        // Revoke on failure too: a request that fails half-way may still
+        // have revoked at Account Kit, and a revocation only costs one call.
         if matches!(result, Err(Error::InvalidAccountId)) {
             return;
         }
         if let Some(cache) = &self.cache {
-            cache.evict_account(account_id);
-            if cache.shared_tier().is_some() {
-                let id = account_id.to_owned();
-                self.publish(Revocation::Account { id }).await;
-                // Again, for what a request re-cached from the shared
-                // entries before the tier deleted them.
-                cache.evict_account(account_id);
-            }
-        }
-    }
-
-    /// Tells the cache's shared tier, if any, after a local revocation.
-    async fn publish(&self, revocation: Revocation) {
-        if let Some(tier) = self.cache.as_ref().and_then(CachedVerifier::shared_tier) {
-            tier.publish(&revocation).await;
+            let id = account_id.to_owned();
+            cache.revoke(&Revocation::Account { id }).await;
         }
     }
 }

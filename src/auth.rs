@@ -56,12 +56,12 @@ type ErrorHandler = Arc<dyn Fn(&HttpRequest, &Refusal, HttpResponse) -> HttpResp
 /// use actix_accountkit::{AccountKitAuth, VerifiedAccount};
 /// use actix_accountkit::token::TokenSource;
 /// use actix_web::{web, App, HttpResponse};
-/// # use actix_accountkit::{types::Account, verify::{Refusal, Verifier}};
+/// # use actix_accountkit::{types::Account, verify::{Refusal, Verification, Verifier}};
 /// # use futures::future::{BoxFuture, FutureExt};
 /// # use std::sync::Arc;
 /// # struct AnyVerifier;
 /// # impl Verifier for AnyVerifier {
-/// #     fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+/// #     fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
 /// #         async { Err(Refusal::InvalidToken { subcode: None }) }.boxed()
 /// #     }
 /// # }
@@ -616,12 +616,10 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
+        use crate::verify::Verification;
         struct Nobody;
         impl Verifier for Nobody {
-            fn verify<'a>(
-                &'a self,
-                _: &'a str,
-            ) -> futures::future::BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+            fn verify<'a>(&'a self, _: &'a str) -> futures::future::BoxFuture<'a, Verification> {
                 Box::pin(async { Err(Refusal::WrongApp) })
             }
         }

@@ -21,7 +21,7 @@
 //! Concurrent misses on one token make one upstream call (single flight):
 //! the first request starts it, the others wait for its result. An error is
 //! shared with that flight's waiters but never stored. A revocation
-//! ([`CachedVerifier::evict_token`], [`CachedVerifier::evict_account`]) that
+//! ([`CachedVerifier::invalidate_token`], [`CachedVerifier::invalidate_account`]) that
 //! happens while a flight is under way keeps that flight's result out of the
 //! cache, and a request that comes after it starts a flight of its own
 //! instead of joining the old one.
@@ -58,12 +58,14 @@ use std::time::{Duration, Instant};
 use futures::future::{self, BoxFuture, FutureExt, Shared, WeakShared};
 use lru::LruCache;
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
 use crate::error::{ConfigError, Error};
-use crate::shared::{RevocationSink, SharedLookup, SharedStats, SharedTier};
+use crate::hash::{token_hash, TokenHash};
+use crate::shared::{
+    Revocation, RevocationSink, RevocationTarget, SharedLookup, SharedStats, SharedTier,
+};
 use crate::types::Account;
-use crate::verify::{Refusal, Verifier};
+use crate::verify::{Refusal, Verification, Verifier};
 
 /// Verified accounts kept. Default is 10,000.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -88,14 +90,6 @@ pub const DEFAULT_FLIGHT_DEADLINE: Duration = Duration::from_secs(30);
 /// The fewest entries per shard: with fewer, per-shard LRU strays too far
 /// from a global LRU.
 const MIN_ENTRIES_PER_SHARD: usize = 64;
-
-/// The cache key: SHA-256 of the token.
-pub type TokenHash = [u8; 32];
-
-/// SHA-256 of a token, the only form in which a token is stored.
-pub fn token_hash(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
-}
 
 /// Cache sizes and lifetimes. [`CacheConfig::default`] is a good start;
 /// [`CacheConfig::builder`] changes it.
@@ -315,8 +309,7 @@ impl CacheStats {
     }
 }
 
-type Outcome = Result<Arc<Account>, Refusal>;
-type Flight = Shared<BoxFuture<'static, Outcome>>;
+type Flight = Shared<BoxFuture<'static, Verification>>;
 
 /// A flight as the shard holds it: weakly, so that the shard never keeps a
 /// flight alive (its waiters and, under Tokio, its own task do).
@@ -325,7 +318,7 @@ struct FlightEntry {
     /// The account-wide revocation epoch it started in: a flight from before
     /// an invalidate-all or a delete cannot be joined after it.
     account_epoch: u64,
-    flight: WeakShared<BoxFuture<'static, Outcome>>,
+    flight: WeakShared<BoxFuture<'static, Verification>>,
 }
 
 /// A verifier that caches what another verifier learned. Cheap to clone;
@@ -333,14 +326,14 @@ struct FlightEntry {
 ///
 /// ```
 /// use actix_accountkit::cache::{CacheConfig, CachedVerifier};
-/// use actix_accountkit::verify::{Refusal, Verifier};
+/// use actix_accountkit::verify::{Refusal, Verification, Verifier};
 /// use actix_accountkit::types::Account;
 /// use futures::future::{BoxFuture, FutureExt};
 /// use std::sync::Arc;
 ///
 /// struct Echo;
 /// impl Verifier for Echo {
-///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
 ///         let account = Arc::new(Account::new(token.len().to_string()));
 ///         async move { Ok(account) }.boxed()
 ///     }
@@ -359,7 +352,7 @@ pub struct CachedVerifier {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     verifier: Arc<dyn Verifier>,
     shared: Option<Arc<dyn SharedTier>>,
     shards: Box<[Padded<Mutex<Shard>>]>,
@@ -425,7 +418,7 @@ enum Source {
 }
 
 enum Step {
-    Done(Outcome),
+    Done(Verification),
     Wait(Flight),
 }
 
@@ -462,7 +455,8 @@ impl CachedVerifier {
             }
         }
         let cache = Self::build(verifier, config, Some(tier.clone()));
-        tier.attach(RevocationSink::new(Arc::downgrade(&cache.inner)));
+        let target: Weak<dyn RevocationTarget> = Arc::downgrade(&cache.inner) as Weak<Inner>;
+        tier.attach(RevocationSink::new(target));
         Ok(cache)
     }
 
@@ -505,16 +499,6 @@ impl CachedVerifier {
         }
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner }
-    }
-
-    /// How long a refusal is remembered (a shared tier keeps a logout's
-    /// refusal as long).
-    pub(crate) fn negative_ttl(&self) -> Duration {
-        self.inner.negative_ttl
-    }
-
     /// The shared tier, if the cache has one. The admin client publishes
     /// its revocations there.
     pub fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
@@ -524,59 +508,56 @@ impl CachedVerifier {
     /// Forgets one token, e.g. after a logout through another path. The
     /// next request with it is verified again.
     ///
-    /// Local only. With a shared tier, the shared entry still holds the
-    /// token and would answer that next request: revoke through the
-    /// [`AdminClient`](crate::admin::AdminClient), which also clears the
-    /// shared tier and tells the other instances.
-    pub fn evict_token(&self, token: &str) {
-        self.inner.revoke_key(&token_hash(token), None);
+    /// Local only (*invalidate*): with a shared tier, the shared entry still
+    /// holds the token and would answer that next request; [`revoke`]
+    /// (Self::revoke) also clears the shared tier and tells the other
+    /// instances.
+    pub fn invalidate_token(&self, token: &str) {
+        self.inner.invalidate_key(&token_hash(token), None);
     }
 
-    /// Forgets a token and remembers it as refused (logged out): the next
-    /// request with it is refused without an upstream call. Local only, like
-    /// [`evict_token`](Self::evict_token).
-    pub fn revoke_token(&self, token: &str) {
-        self.inner.revoke_key(
-            &token_hash(token),
-            Some(Refusal::InvalidToken { subcode: None }),
-        );
+    /// Forgets a token and remembers it as refused (logged out) for the
+    /// negative TTL: the next request with it is refused without an upstream
+    /// call. Local only, like [`invalidate_token`](Self::invalidate_token).
+    pub fn invalidate_as_refused(&self, token: &str) {
+        let ttl = self.inner.negative_ttl;
+        self.inner.invalidate_key(&token_hash(token), Some(ttl));
     }
 
     /// Forgets every cached token of an account (invalidate-all, delete).
-    /// Local only, like [`evict_token`](Self::evict_token).
-    pub fn evict_account(&self, account_id: &str) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-        self.inner.account_epoch.fetch_add(1, Ordering::SeqCst);
-        for shard in self.inner.shards.iter() {
-            let mut shard = shard.0.lock();
-            if let Some(keys) = shard.by_account.remove(account_id) {
-                for key in keys {
-                    if shard.positive.pop(&key).is_some() {
-                        shard.counters.invalidations += 1;
-                    }
-                }
-            }
+    /// Local only, like [`invalidate_token`](Self::invalidate_token).
+    pub fn invalidate_account(&self, account_id: &str) {
+        self.inner.invalidate_account(account_id);
+    }
+
+    /// Forgets a token by its hash. Local only.
+    pub fn invalidate_hash(&self, hash: &TokenHash) {
+        self.inner.invalidate_key(hash, None);
+    }
+
+    /// Empties the cache (counters are kept). Local only.
+    pub fn invalidate_all(&self) {
+        self.inner.invalidate_all();
+    }
+
+    /// Revokes across the fleet (*revoke*), as the
+    /// [`AdminClient`](crate::admin::AdminClient) does after a logout, an
+    /// invalidate-all or a delete: invalidates here; with a shared tier,
+    /// has it drop its entries and tell the other instances, then
+    /// invalidates here again (a request between the first invalidation and
+    /// the tier's deletion may have copied the entry back from the tier).
+    pub async fn revoke(&self, revocation: &Revocation) {
+        self.inner.invalidate(revocation);
+        if let Some(tier) = &self.inner.shared {
+            tier.publish(revocation).await;
+            self.inner.invalidate(revocation);
         }
     }
 
-    /// Forgets a token by its hash (e.g. a revocation received from another
-    /// instance, which only ever sees hashes).
-    pub fn evict_hash(&self, hash: &TokenHash) {
-        self.inner.revoke_key(hash, None);
-    }
-
-    /// Empties the cache (counters are kept).
-    pub fn clear(&self) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-        self.inner.account_epoch.fetch_add(1, Ordering::SeqCst);
-        for shard in self.inner.shards.iter() {
-            let mut shard = shard.0.lock();
-            let removed = shard.positive.len() as u64;
-            shard.positive.clear();
-            shard.negative.clear();
-            shard.by_account.clear();
-            shard.counters.invalidations += removed;
-        }
+    /// How long a refusal is remembered: what a logout's
+    /// [`Revocation::Token::refused_for`] should say.
+    pub fn negative_ttl(&self) -> Duration {
+        self.inner.negative_ttl
     }
 
     /// A snapshot of the counters.
@@ -630,7 +611,7 @@ impl Inner {
     }
 
     /// A stored answer, if there is a live one. Counts it.
-    fn stored(shard: &mut Shard, key: &TokenHash, now: Instant) -> Option<Outcome> {
+    fn stored(shard: &mut Shard, key: &TokenHash, now: Instant) -> Option<Verification> {
         if let Some(entry) = shard.positive.get(key) {
             if entry.expires_at > now {
                 let account = entry.account.clone();
@@ -655,7 +636,7 @@ impl Inner {
     }
 
     /// The synchronous path: a stored answer or nothing.
-    fn lookup(&self, key: &TokenHash) -> Option<Outcome> {
+    fn lookup(&self, key: &TokenHash) -> Option<Verification> {
         let now = Instant::now();
         Self::stored(&mut self.shard(key).lock(), key, now)
     }
@@ -757,7 +738,7 @@ impl Inner {
         key: TokenHash,
         id: u64,
         token: &str,
-    ) -> impl Future<Output = Outcome> + Send + 'static {
+    ) -> impl Future<Output = Verification> + Send + 'static {
         let verifier = self.verifier.clone();
         let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
@@ -807,7 +788,7 @@ impl Inner {
         key: TokenHash,
         id: u64,
         epoch: u64,
-        outcome: &Outcome,
+        outcome: &Verification,
         source: Source,
     ) -> Option<Duration> {
         let now = Instant::now();
@@ -884,7 +865,9 @@ impl Inner {
         ttl.mul_f64(1.0 - self.ttl_jitter * unit)
     }
 
-    fn revoke_key(&self, key: &TokenHash, refusal: Option<Refusal>) {
+    /// Invalidates one key; with `refused_for`, remembers it as refused
+    /// (logged out) that long.
+    fn invalidate_key(&self, key: &TokenHash, refused_for: Option<Duration>) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut shard = self.shard(key).lock();
         shard.flights.remove(key);
@@ -892,13 +875,13 @@ impl Inner {
             unindex(&mut shard.by_account, &old.account.id, key);
             shard.counters.invalidations += 1;
         }
-        match refusal {
-            Some(refusal) if !self.negative_ttl.is_zero() => {
-                let expires_at = Instant::now() + self.negative_ttl;
+        match refused_for {
+            Some(ttl) if !ttl.is_zero() => {
+                let expires_at = Instant::now() + ttl;
                 shard.negative.push(
                     *key,
                     Negative {
-                        refusal,
+                        refusal: Refusal::InvalidToken { subcode: None },
                         expires_at,
                     },
                 );
@@ -908,11 +891,62 @@ impl Inner {
             }
         }
     }
+
+    fn invalidate_account(&self, account_id: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.account_epoch.fetch_add(1, Ordering::SeqCst);
+        for shard in self.shards.iter() {
+            let mut shard = shard.0.lock();
+            if let Some(keys) = shard.by_account.remove(account_id) {
+                for key in keys {
+                    if shard.positive.pop(&key).is_some() {
+                        shard.counters.invalidations += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.account_epoch.fetch_add(1, Ordering::SeqCst);
+        for shard in self.shards.iter() {
+            let mut shard = shard.0.lock();
+            let removed = shard.positive.len() as u64;
+            shard.positive.clear();
+            shard.negative.clear();
+            shard.by_account.clear();
+            shard.counters.invalidations += removed;
+        }
+    }
+
+    /// The local part of a revocation.
+    fn invalidate(&self, revocation: &Revocation) {
+        match revocation {
+            Revocation::Token { hash, refused_for } => self.invalidate_key(hash, *refused_for),
+            Revocation::Account { id } => self.invalidate_account(id),
+        }
+    }
+}
+
+/// What the shared tier's received revocations do to this cache.
+impl RevocationTarget for Inner {
+    fn invalidate_hash(&self, hash: &TokenHash) {
+        self.invalidate_key(hash, None);
+    }
+
+    fn invalidate_account(&self, account_id: &str) {
+        Inner::invalidate_account(self, account_id);
+    }
+
+    fn invalidate_all(&self) {
+        Inner::invalidate_all(self);
+    }
 }
 
 /// Whether a shared answer names another app than the one the tier is
 /// bound to.
-fn foreign(tier: &dyn SharedTier, answer: &Outcome) -> bool {
+fn foreign(tier: &dyn SharedTier, answer: &Verification) -> bool {
     match (tier.app_id(), answer) {
         (Some(bound), Ok(account)) => account.application_id().is_some_and(|app| app != bound),
         _ => false,
@@ -977,14 +1011,14 @@ fn unindex(index: &mut HashMap<Box<str>, Vec<TokenHash>>, account_id: &str, key:
 }
 
 impl Verifier for CachedVerifier {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Outcome> {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
         match self.inner.lookup_or_fly(token_hash(token), token) {
             Step::Done(outcome) => future::ready(outcome).boxed(),
             Step::Wait(flight) => flight.boxed(),
         }
     }
 
-    fn verify_now(&self, token: &str) -> Option<Outcome> {
+    fn verify_now(&self, token: &str) -> Option<Verification> {
         self.inner.lookup(&token_hash(token))
     }
 
@@ -1007,7 +1041,7 @@ mod tests {
     }
 
     impl Verifier for Counting {
-        fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Outcome> {
+        fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::task::yield_now().await;
@@ -1094,10 +1128,10 @@ mod tests {
         for t in ["ok1a", "ok1b", "ok2a"] {
             c.verify(t).await.unwrap();
         }
-        c.evict_account("acct1");
+        c.invalidate_account("acct1");
         assert!(c.verify_now("ok1a").is_none() && c.verify_now("ok1b").is_none());
         assert!(c.verify_now("ok2a").is_some());
-        c.revoke_token("ok2a");
+        c.invalidate_as_refused("ok2a");
         assert!(matches!(c.verify_now("ok2a"), Some(Err(_))));
         assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
         assert_eq!(c.stats().invalidations, 3);
@@ -1123,7 +1157,7 @@ mod tests {
     async fn revocation_during_flight_is_not_overwritten() {
         let (c, _) = cache(CacheConfig::default());
         let flight = c.verify("ok1");
-        c.evict_account("acct1"); // before the flight completes
+        c.invalidate_account("acct1"); // before the flight completes
         flight.await.unwrap();
         assert!(c.verify_now("ok1").is_none());
     }
@@ -1131,7 +1165,7 @@ mod tests {
     /// A shared tier in memory: what a second instance would see.
     #[derive(Debug, Default)]
     struct MemoryTier {
-        entries: Mutex<HashMap<TokenHash, (Outcome, Duration)>>,
+        entries: Mutex<HashMap<TokenHash, (Verification, Duration)>>,
         sinks: Mutex<Vec<RevocationSink>>,
     }
 
@@ -1153,7 +1187,7 @@ mod tests {
             &'a self,
             key: &'a TokenHash,
             ticket: u64,
-            answer: Option<&'a Outcome>,
+            answer: Option<&'a Verification>,
             ttl: Duration,
         ) -> BoxFuture<'a, ()> {
             assert_eq!(ticket, 7);
@@ -1166,7 +1200,7 @@ mod tests {
             if let Revocation::Token { hash, .. } = revocation {
                 self.entries.lock().remove(hash);
                 for sink in self.sinks.lock().iter() {
-                    sink.evict_hash(hash);
+                    sink.invalidate_hash(hash);
                 }
             }
             async {}.boxed()
@@ -1207,7 +1241,7 @@ mod tests {
         // A revocation published by one instance evicts on the other.
         tier.publish(&Revocation::Token {
             hash: token_hash("ok1"),
-            refused: true,
+            refused_for: Some(Duration::from_secs(60)),
         })
         .await;
         assert!(c2.verify_now("ok1").is_none());
@@ -1216,7 +1250,7 @@ mod tests {
     #[tokio::test]
     async fn shared_copy_lives_no_longer_than_in_the_tier() {
         let tier = Arc::new(MemoryTier::default());
-        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        let account: Verification = Ok(Arc::new(Account::new("acct1")));
         tier.entries
             .lock()
             .insert(token_hash("ok1"), (account, Duration::from_millis(30)));
@@ -1240,7 +1274,7 @@ mod tests {
     #[tokio::test]
     async fn revocation_during_shared_lookup_is_not_stored() {
         let tier = Arc::new(MemoryTier::default());
-        let account: Outcome = Ok(Arc::new(Account::new("acct1")));
+        let account: Verification = Ok(Arc::new(Account::new("acct1")));
         tier.entries
             .lock()
             .insert(token_hash("ok1"), (account, Duration::from_secs(60)));
@@ -1251,7 +1285,7 @@ mod tests {
         )
         .unwrap();
         let flight = c.verify("ok1");
-        c.evict_hash(&token_hash("ok1")); // received from another instance
+        c.invalidate_hash(&token_hash("ok1")); // received from another instance
         flight.await.unwrap();
         assert!(c.verify_now("ok1").is_none());
     }
@@ -1280,7 +1314,7 @@ mod tests {
     struct Gate(tokio::sync::Semaphore, AtomicUsize);
 
     impl Verifier for Gate {
-        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
             self.1.fetch_add(1, Ordering::SeqCst);
             async move {
                 let _permit = self.0.acquire().await;
@@ -1320,7 +1354,7 @@ mod tests {
     struct Slow(Duration, AtomicUsize);
 
     impl Verifier for Slow {
-        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
             self.1.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::time::sleep(self.0).await;
@@ -1368,7 +1402,7 @@ mod tests {
     async fn a_flight_ends_by_its_deadline() {
         struct Never;
         impl Verifier for Never {
-            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
                 future::pending().boxed()
             }
         }
@@ -1416,7 +1450,7 @@ mod tests {
     struct Held(tokio::sync::Semaphore, AtomicUsize);
 
     impl Verifier for Held {
-        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
             self.1.fetch_add(1, Ordering::SeqCst);
             async move {
                 let _permit = self.0.acquire().await;
@@ -1431,8 +1465,8 @@ mod tests {
     #[tokio::test]
     async fn no_joining_a_flight_from_before_an_account_revocation() {
         for revoke in [
-            (|c: &CachedVerifier| c.evict_account("acct1")) as fn(&CachedVerifier),
-            |c: &CachedVerifier| c.clear(),
+            (|c: &CachedVerifier| c.invalidate_account("acct1")) as fn(&CachedVerifier),
+            |c: &CachedVerifier| c.invalidate_all(),
         ] {
             let held = Arc::new(Held(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
             let c = CachedVerifier::from_arc(held.clone(), CacheConfig::default());
@@ -1470,7 +1504,7 @@ mod tests {
                 &'a self,
                 key: &'a TokenHash,
                 ticket: u64,
-                answer: Option<&'a Outcome>,
+                answer: Option<&'a Verification>,
                 ttl: Duration,
             ) -> BoxFuture<'a, ()> {
                 self.0.store(key, ticket, answer, ttl)
@@ -1487,7 +1521,7 @@ mod tests {
         }
         struct OfApp(&'static str);
         impl Verifier for OfApp {
-            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Outcome> {
+            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
                 future::ready(Err(Refusal::WrongApp)).boxed()
             }
             fn app_id(&self) -> Option<&str> {

@@ -63,6 +63,7 @@ pub mod config;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod hash;
 mod kit;
 pub mod middleware;
 #[cfg(feature = "redis")]

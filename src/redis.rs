@@ -99,11 +99,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
-use crate::cache::TokenHash;
 use crate::config::{hmac_sha256, Config, HmacSha256};
-use crate::shared::{Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+use crate::hash::TokenHash;
+use crate::shared::{Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
 use crate::types::Account;
 use crate::verify::Refusal;
+use crate::verify::Verification;
 
 /// First part of every key and of the channel name. Default is
 /// `accountkit`.
@@ -407,7 +408,7 @@ impl SharedTier for RedisTier {
         &'a self,
         key: &'a TokenHash,
         ticket: u64,
-        answer: Option<&'a Answer>,
+        answer: Option<&'a Verification>,
         ttl: Duration,
     ) -> BoxFuture<'a, ()> {
         let state = self.inner.state.clone();
@@ -563,7 +564,7 @@ enum Entry {
 }
 
 impl Entry {
-    fn from_answer(answer: &Answer) -> Option<Self> {
+    fn from_answer(answer: &Verification) -> Option<Self> {
         match answer {
             Ok(account) => Some(Entry::Account {
                 account: Account::clone(account),
@@ -576,7 +577,7 @@ impl Entry {
         }
     }
 
-    fn into_answer(self) -> Answer {
+    fn into_answer(self) -> Verification {
         match self {
             Entry::Account { account } => Ok(Arc::new(account)),
             Entry::InvalidToken { subcode } => Err(Refusal::InvalidToken { subcode }),
@@ -913,9 +914,9 @@ impl State {
             let mut conn = self.conn()?;
             let mut call;
             match revocation {
-                Revocation::Token { hash, refused } => {
+                Revocation::Token { hash, refused_for } => {
                     let hex = hex::encode(hash);
-                    let negative_ttl = self.negative_ttl();
+                    let negative_ttl = refused_for.unwrap_or(Duration::ZERO);
                     let entry_key = format!("{}{hex}", self.keys.token);
                     let tombstone = self.seal(
                         &entry_key,
@@ -928,7 +929,7 @@ impl State {
                         .arg(&self.keys.channel)
                         .arg(&self.sender)
                         .arg(hex)
-                        .arg(if *refused { "1" } else { "0" })
+                        .arg(if refused_for.is_some() { "1" } else { "0" })
                         .arg(negative_ttl.as_millis().min(u64::MAX as u128) as u64)
                         .arg(tombstone);
                 }
@@ -955,16 +956,6 @@ impl State {
                 false
             }
         }
-    }
-
-    /// The attached caches' negative TTL (how long a logged-out token stays
-    /// a refusal in Redis).
-    fn negative_ttl(&self) -> Duration {
-        self.sinks
-            .lock()
-            .iter()
-            .find_map(RevocationSink::negative_ttl)
-            .unwrap_or(crate::cache::DEFAULT_NEGATIVE_TTL)
     }
 
     fn enqueue(&self, revocation: Revocation) {
@@ -1001,7 +992,7 @@ impl State {
     fn resync(&self, why: &'static str) {
         self.resyncs.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("{why}: revocations may have been missed, local cache emptied");
-        self.each_cache(RevocationSink::clear);
+        self.each_cache(RevocationSink::invalidate_all);
     }
 
     /// The background task: connect, subscribe, apply revocations; on any
@@ -1199,16 +1190,16 @@ impl State {
                     tracing::debug!("unreadable token hash on the revocation channel");
                     return;
                 }
-                self.each_cache(|cache| cache.evict_hash(&hash));
+                self.each_cache(|cache| cache.invalidate_hash(&hash));
             }
-            "a" => self.each_cache(|cache| cache.evict_account(subject)),
+            "a" => self.each_cache(|cache| cache.invalidate_account(subject)),
             _ => tracing::debug!("unknown revocation kind, ignored"),
         }
     }
 }
 
 enum Looked {
-    Found(Answer, Duration),
+    Found(Verification, Duration),
     /// Nothing stored; this instance holds the claim.
     Claimed(u64),
     /// Nothing stored; another instance is verifying it.
@@ -1343,7 +1334,7 @@ mod tests {
             assert!(left <= MINUTE && left > MINUTE - Duration::from_secs(5));
             assert_eq!(format!("{:?}", back.into_answer()), format!("{answer:?}"));
         }
-        let unavailable: Answer = Err(Refusal::Unavailable(Arc::new(
+        let unavailable: Verification = Err(Refusal::Unavailable(Arc::new(
             crate::Error::InvalidAccountId,
         )));
         assert!(Entry::from_answer(&unavailable).is_none());

@@ -1,6 +1,8 @@
 //! A second cache tier shared by several instances, and the revocations
-//! they exchange: the hook [`CachedVerifier`]
-//! and [`AdminClient`](crate::admin::AdminClient) call, whatever the backend.
+//! they exchange: the hook the cache
+//! ([`CachedVerifier`](crate::cache::CachedVerifier)) calls, whatever the
+//! backend. This module knows nothing of the cache: the cache calls
+//! [`SharedTier`], and the tier talks back through [`RevocationTarget`].
 //!
 //! The crate ships one implementation behind the `redis` feature
 //! (`actix_accountkit::redis::RedisTier`); implement [`SharedTier`] to use
@@ -21,29 +23,26 @@
 //!
 //! # Revocations
 //!
-//! The admin client revokes locally, then hands the revocation to
+//! A revocation (`CachedVerifier::revoke`, which the admin client calls)
+//! invalidates locally, then hands the [`Revocation`] to
 //! [`SharedTier::publish`], which must drop the shared entries and tell the
-//! other instances. A tier hands what it receives from the other instances to
-//! the [`RevocationSink`] it was given in [`SharedTier::attach`]; the sink
-//! evicts locally, and the cache's epoch guard keeps any verification in
-//! flight at that moment out of the cache.
+//! other instances, then invalidates locally again. A tier hands what it
+//! receives from the other instances to the [`RevocationSink`] it was given
+//! in [`SharedTier::attach`]; the sink invalidates locally, and the cache's
+//! epoch guard keeps any verification in flight at that moment out of the
+//! cache.
 //!
 //! Every method must be bounded in time and must not fail: a tier that cannot
 //! answer says [`SharedLookup::Unavailable`] and the cache asks upstream.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::cache::{CachedVerifier, Inner, TokenHash};
-use crate::types::Account;
-use crate::verify::Refusal;
-
-/// What a tier stores: a verified account, or a definite refusal
-/// ([`Refusal::is_definite`]); never a transient failure.
-pub type Answer = Result<Arc<Account>, Refusal>;
+use crate::hash::TokenHash;
+use crate::verify::Verification;
 
 /// A second-level cache shared by several instances, which also carries
 /// revocations between them.
@@ -51,8 +50,9 @@ pub type Answer = Result<Arc<Account>, Refusal>;
 /// Object-safe: the cache holds an `Arc<dyn SharedTier>`.
 ///
 /// ```
-/// use actix_accountkit::cache::TokenHash;
-/// use actix_accountkit::shared::{Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+/// use actix_accountkit::hash::TokenHash;
+/// use actix_accountkit::shared::{Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+/// use actix_accountkit::verify::Verification;
 /// use futures::future::{BoxFuture, FutureExt};
 /// use std::time::Duration;
 ///
@@ -65,7 +65,7 @@ pub type Answer = Result<Arc<Account>, Refusal>;
 ///     fn get<'a>(&'a self, _key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
 ///         async { SharedLookup::Unavailable }.boxed()
 ///     }
-///     fn store<'a>(&'a self, _key: &'a TokenHash, _ticket: u64, _answer: Option<&'a Answer>, _ttl: Duration) -> BoxFuture<'a, ()> {
+///     fn store<'a>(&'a self, _key: &'a TokenHash, _ticket: u64, _answer: Option<&'a Verification>, _ttl: Duration) -> BoxFuture<'a, ()> {
 ///         async {}.boxed()
 ///     }
 ///     fn publish<'a>(&'a self, _revocation: &'a Revocation) -> BoxFuture<'a, ()> {
@@ -92,7 +92,7 @@ pub trait SharedTier: Send + Sync + fmt::Debug + 'static {
         &'a self,
         key: &'a TokenHash,
         ticket: u64,
-        answer: Option<&'a Answer>,
+        answer: Option<&'a Verification>,
         ttl: Duration,
     ) -> BoxFuture<'a, ()>;
 
@@ -119,7 +119,7 @@ pub enum SharedLookup {
     /// Another instance verified (or refused) this token.
     Found {
         /// The stored answer.
-        answer: Answer,
+        answer: Verification,
         /// How long it remains valid in the tier; the local copy lives no
         /// longer.
         remaining: Duration,
@@ -141,11 +141,12 @@ pub enum SharedLookup {
 pub enum Revocation {
     /// One token (logout).
     Token {
-        /// SHA-256 of the token ([`token_hash`](crate::cache::token_hash)).
+        /// SHA-256 of the token ([`token_hash`](crate::hash::token_hash)).
         hash: TokenHash,
-        /// `true` when the token is known dead (remember it as refused),
-        /// `false` when it is only forgotten (the logout call failed).
-        refused: bool,
+        /// `Some(how long)` when the token is known dead: remember it as
+        /// refused that long (the revoking cache's negative TTL); `None` when
+        /// it is only forgotten (the logout call failed).
+        refused_for: Option<Duration>,
     },
     /// Every token of an account (invalidate-all, delete).
     Account {
@@ -158,10 +159,10 @@ impl fmt::Debug for Revocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // A prefix of the hash is enough to correlate logs.
-            Revocation::Token { hash, refused } => f
+            Revocation::Token { hash, refused_for } => f
                 .debug_struct("Token")
                 .field("hash", &format_args!("{}…", hex::encode(&hash[..4])))
-                .field("refused", refused)
+                .field("refused_for", refused_for)
                 .finish(),
             Revocation::Account { id } => f.debug_struct("Account").field("id", id).finish(),
         }
@@ -197,48 +198,60 @@ pub struct SharedStats {
     pub rejected_entries: u64,
 }
 
+/// What revocations received from the other instances act on: a cache,
+/// seen through these three methods only.
+pub trait RevocationTarget: Send + Sync + 'static {
+    /// Forgets a token by its hash.
+    fn invalidate_hash(&self, hash: &TokenHash);
+    /// Forgets every cached token of an account.
+    fn invalidate_account(&self, account_id: &str);
+    /// Forgets everything (revocations may have been missed).
+    fn invalidate_all(&self);
+}
+
 /// Where a tier delivers the revocations it receives: a weak handle on one
 /// cache (it does not keep the cache alive).
 #[derive(Clone)]
 pub struct RevocationSink {
-    cache: Weak<Inner>,
+    target: Weak<dyn RevocationTarget>,
 }
 
 impl RevocationSink {
-    pub(crate) fn new(cache: Weak<Inner>) -> Self {
-        Self { cache }
+    /// A sink delivering to `target`.
+    pub fn new(target: Weak<dyn RevocationTarget>) -> Self {
+        Self { target }
     }
 
-    fn cache(&self) -> Option<CachedVerifier> {
-        self.cache.upgrade().map(CachedVerifier::from_inner)
+    fn deliver(&self, f: impl FnOnce(&dyn RevocationTarget)) -> bool {
+        match self.target.upgrade() {
+            Some(target) => {
+                f(target.as_ref());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets a token by its hash; `false` if the cache is gone.
-    pub fn evict_hash(&self, hash: &TokenHash) -> bool {
-        self.cache().map(|c| c.evict_hash(hash)).is_some()
+    pub fn invalidate_hash(&self, hash: &TokenHash) -> bool {
+        self.deliver(|t| t.invalidate_hash(hash))
     }
 
     /// Forgets every cached token of an account; `false` if the cache is
     /// gone.
-    pub fn evict_account(&self, account_id: &str) -> bool {
-        self.cache().map(|c| c.evict_account(account_id)).is_some()
+    pub fn invalidate_account(&self, account_id: &str) -> bool {
+        self.deliver(|t| t.invalidate_account(account_id))
     }
 
     /// Empties the cache (after revocations may have been missed); `false`
     /// if the cache is gone.
-    pub fn clear(&self) -> bool {
-        self.cache().map(|c| c.clear()).is_some()
-    }
-
-    /// The cache's negative TTL (how long a revoked token is remembered as
-    /// refused), or `None` if the cache is gone.
-    pub fn negative_ttl(&self) -> Option<Duration> {
-        self.cache().map(|c| c.negative_ttl())
+    pub fn invalidate_all(&self) -> bool {
+        self.deliver(|t| t.invalidate_all())
     }
 
     /// Whether the cache still exists.
     pub fn is_alive(&self) -> bool {
-        self.cache.strong_count() > 0
+        self.target.strong_count() > 0
     }
 }
 

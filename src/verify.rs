@@ -37,6 +37,10 @@ use crate::types::Account;
 /// How long a credential self-check verdict is trusted. Default is 30 s.
 pub const DEFAULT_CREDENTIAL_CHECK_TTL: Duration = Duration::from_secs(30);
 
+/// What verifying a token gives: the account, or why it was refused. The
+/// one name for it across the verifier, the cache and the shared tier.
+pub type Verification = Result<Arc<Account>, Refusal>;
+
 /// Turns a user access token into a verified account, or a typed refusal.
 ///
 /// Object-safe, so that the middleware, the cache and the extractors can hold
@@ -44,7 +48,7 @@ pub const DEFAULT_CREDENTIAL_CHECK_TTL: Duration = Duration::from_secs(30);
 /// test double.
 ///
 /// ```
-/// use actix_accountkit::verify::{Refusal, Verifier};
+/// use actix_accountkit::verify::{Refusal, Verification, Verifier};
 /// use actix_accountkit::types::Account;
 /// use futures::future::{BoxFuture, FutureExt};
 /// use std::sync::Arc;
@@ -53,7 +57,7 @@ pub const DEFAULT_CREDENTIAL_CHECK_TTL: Duration = Duration::from_secs(30);
 /// struct OneToken;
 ///
 /// impl Verifier for OneToken {
-///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+///     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
 ///         let result = if token == "let-me-in" {
 ///             Ok(Arc::new(Account::new("1000000000000001")))
 ///         } else {
@@ -66,11 +70,11 @@ pub const DEFAULT_CREDENTIAL_CHECK_TTL: Duration = Duration::from_secs(30);
 pub trait Verifier: Send + Sync + 'static {
     /// Verifies one token (already syntax-checked by the middleware; a
     /// verifier that calls out should check again).
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>>;
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification>;
 
     /// A synchronous answer if one is at hand without waiting (a cache hit),
     /// so the hot path neither boxes a future nor yields. Default: `None`.
-    fn verify_now(&self, token: &str) -> Option<Result<Arc<Account>, Refusal>> {
+    fn verify_now(&self, token: &str) -> Option<Verification> {
         let _ = token;
         None
     }
@@ -84,11 +88,11 @@ pub trait Verifier: Send + Sync + 'static {
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
         (**self).verify(token)
     }
 
-    fn verify_now(&self, token: &str) -> Option<Result<Arc<Account>, Refusal>> {
+    fn verify_now(&self, token: &str) -> Option<Verification> {
         (**self).verify_now(token)
     }
 
@@ -370,7 +374,7 @@ impl GraphVerifier {
 }
 
 impl Verifier for GraphVerifier {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
         self.verify_token(token).boxed()
     }
 

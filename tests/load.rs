@@ -159,7 +159,7 @@ async fn hundred_thousand_requests_ten_thousand_tokens_capacity_thousand() {
     let tokens: Vec<String> = (0..REQUESTS)
         .map(|_| {
             let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-            if rng.next() % 20 == 0 {
+            if rng.next().is_multiple_of(20) {
                 format!("EMAWbogus{}", rng.next() % 50_000)
             } else {
                 let rank = ((TOKENS as f64).powf(u) as u64).clamp(1, TOKENS) - 1;

@@ -18,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_accountkit::cache::{CacheConfig, TokenHash};
+use actix_accountkit::cache::CacheConfig;
+use actix_accountkit::hash::TokenHash;
 use actix_accountkit::redis::{RedisTier, RedisTierBuilder};
-use actix_accountkit::shared::{
-    Answer, Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier,
-};
+use actix_accountkit::shared::{Revocation, RevocationSink, SharedLookup, SharedStats, SharedTier};
+use actix_accountkit::verify::Verification;
 use actix_accountkit::AccountKit;
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
@@ -322,7 +322,7 @@ async fn a_logout_on_one_instance_is_refused_by_the_other_within_100_ms() {
 }
 
 fn hex_sha256(token: &str) -> String {
-    hex::encode(actix_accountkit::cache::token_hash(token))
+    hex::encode(actix_accountkit::hash::token_hash(token))
 }
 
 #[actix_web::test]
@@ -469,7 +469,7 @@ impl SharedTier for Gated {
         &'a self,
         key: &'a TokenHash,
         ticket: u64,
-        answer: Option<&'a Answer>,
+        answer: Option<&'a Verification>,
         ttl: Duration,
     ) -> BoxFuture<'a, ()> {
         self.inner.store(key, ticket, answer, ttl)
@@ -670,7 +670,7 @@ async fn a_copied_or_altered_entry_is_a_miss_counted_and_logged_once() {
     };
     let offset = (at + user.account_id.len() - 1).to_string();
     let _: i64 = raw(&mut redis, &["SETRANGE", &key(&user.token), &offset, digit]).await;
-    a.kit.cache().evict_token(&user.token); // local only: A asks Redis next
+    a.kit.cache().invalidate_token(&user.token); // local only: A asks Redis next
     let upstream = calls(&emu, "me").await;
     assert_eq!(
         a.me_body(&user.token).await,
