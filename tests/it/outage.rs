@@ -2,16 +2,14 @@
 //! tokens get 503 in bounded time, cached ones keep working, a foreign token
 //! is the caller's 401 while a wrong secret is the server's 503.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use actix_accountkit::config::Config;
 use actix_accountkit::AccountKit;
 use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use serde_json::json;
-use support::*;
 
 async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().body(account.id().to_owned())

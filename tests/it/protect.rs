@@ -1,14 +1,12 @@
 //! Protecting routes: the middleware, the extractors, the cache in front of
 //! the emulator, over real HTTP.
 
-mod support;
-
+use crate::support::*;
 use actix_accountkit::token::TokenSource;
 use actix_accountkit::AccountKit;
 use actix_accountkit::{MaybeAccount, VerifiedAccount};
 use actix_web::{web, App, HttpResponse};
 use serde_json::Value;
-use support::*;
 
 async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().json(account.account())

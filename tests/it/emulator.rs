@@ -1,7 +1,6 @@
 //! The Account Kit emulator, tested through raw HTTP only: reqwest is used as
 //! a plain HTTP client and the appsecret_proof is computed here, so nothing
 //! of the crate's client code is involved.
-#![cfg(feature = "emulator")]
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -7,9 +7,6 @@
 //! entry (refused, verified upstream, counted, logged once), publish forged
 //! revocations (extra misses at most). The subscription stays up across its
 //! liveness checks, and an account's index keeps live entries only.
-#![cfg(feature = "redis")]
-
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use actix_accountkit::cache::CacheConfig;
 use actix_accountkit::hash::TokenHash;
 use actix_accountkit::redis::{RedisTier, RedisTierBuilder};
@@ -26,7 +24,6 @@ use actix_accountkit::verify::Verification;
 use actix_accountkit::AccountKit;
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
-use support::*;
 
 // ---------------------------------------------------------------- redis-server
 
@@ -624,8 +621,16 @@ fn logs() -> Captured {
 /// A well-formed token Account Kit never issued.
 const MADE_UP: &str = "EMAWmadeUpTokenThatAccountKitNeverIssued0123456789abcdef";
 
-#[actix_web::test]
-async fn a_copied_or_altered_entry_is_a_miss_counted_and_logged_once() {
+#[test]
+fn a_copied_or_altered_entry_is_a_miss_counted_and_logged_once() {
+    // It reads what was logged: alone in its process.
+    in_own_process(
+        "redis_tier::a_copied_or_altered_entry_is_a_miss_counted_and_logged_once",
+        || actix_web::rt::System::new().block_on(copied_or_altered()),
+    );
+}
+
+async fn copied_or_altered() {
     let logs = logs();
     let server = RedisServer::start();
     let emu = emulator();

@@ -1,16 +1,14 @@
 //! Every Graph client call over real HTTP against the emulator: success and
 //! each failure the document and the facts file describe.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::*;
 use actix_accountkit::client::GraphClient;
 use actix_accountkit::config::{Config, RetryPolicy};
 use actix_accountkit::Error;
 use futures::TryStreamExt;
 use serde_json::json;
-use support::*;
 
 fn client(emu: &actix_accountkit::emulator::Emulator) -> GraphClient {
     GraphClient::new(config(emu).build().unwrap()).unwrap()

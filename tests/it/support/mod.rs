@@ -207,3 +207,32 @@ pub fn protected_app(kit: &AccountKit) -> Served {
             .route("/logout", actix_web::web::post().to(logout))
     })
 }
+
+/// Runs `test` in a process of its own: this test binary again, asked for
+/// this one test (`name`, its path in the binary), with an environment
+/// variable that tells the child to run the body. For tests that install a
+/// global `tracing` subscriber and read everything logged: in the shared
+/// test binary, other tests' threads would log into it.
+pub fn in_own_process(name: &str, test: impl FnOnce()) {
+    const CHILD: &str = "ACCOUNTKIT_TEST_IN_OWN_PROCESS";
+    if std::env::var(CHILD).is_ok_and(|v| v == name) {
+        test();
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .expect("run the test in its own process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed in its own process:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{name} did not run in its own process:\n{stdout}"
+    );
+}

@@ -2,18 +2,16 @@
 //! stack (log records included), is free of the app secret, the client token,
 //! user tokens, authorization codes and proofs.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use actix_accountkit::config::Config;
 use actix_accountkit::AccountKit;
 use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use futures::TryStreamExt;
 use serde_json::json;
-use support::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -32,8 +30,17 @@ async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().body(account.id().to_owned())
 }
 
-#[actix_web::test]
-async fn nothing_secret_reaches_the_logs_at_trace_level() {
+#[test]
+fn nothing_secret_reaches_the_logs_at_trace_level() {
+    // A global subscriber at TRACE: alone in its process, so that nothing
+    // but this test logs into it.
+    in_own_process(
+        "secret_logs::nothing_secret_reaches_the_logs_at_trace_level",
+        || actix_web::rt::System::new().block_on(capture()),
+    );
+}
+
+async fn capture() {
     let captured = Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()

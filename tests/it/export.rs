@@ -2,13 +2,12 @@
 //! accounts: the library call (`AdminClient::export_csv`) and the
 //! `export_accounts` example run as a subprocess.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::{all_calls, calls, fault, APP_ID, APP_SECRET};
 use actix_accountkit::admin::AdminClient;
 use actix_accountkit::client::GraphClient;
 use actix_accountkit::config::{Config, RetryPolicy};
@@ -16,7 +15,6 @@ use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::export::{ExportError, ExportOptions, ExportProgress, HEADER_LINE};
 use actix_accountkit::Error;
 use serde_json::json;
-use support::{all_calls, calls, fault, APP_ID, APP_SECRET};
 
 const ACCOUNTS: usize = 10_000;
 

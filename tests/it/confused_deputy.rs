@@ -1,13 +1,11 @@
 //! Two apps' middlewares in one process: a token valid for one app is
 //! refused by the other, also once the other has it cached.
 
-mod support;
-
+use crate::support::*;
 use actix_accountkit::config::Config;
 use actix_accountkit::AccountKit;
 use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
-use support::*;
 
 async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().body(account.application_id().unwrap_or_default().to_owned())

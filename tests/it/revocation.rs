@@ -1,8 +1,6 @@
 //! Revocations through the admin client reach the cache at once: no TTL wait.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[actix_web::test]
 async fn logout_refuses_the_token_on_the_next_request() {
@@ -10,7 +8,7 @@ async fn logout_refuses_the_token_on_the_next_request() {
     let kit = kit(&emu);
     let app = protected_app(&kit);
     let user = login(&emu, "+15557654321").await;
-    let other_session = support::login(&emu, "+15557654321").await;
+    let other_session = crate::support::login(&emu, "+15557654321").await;
     assert_eq!(
         get_with(&app.url("/me"), Some(&user.token)).await.status(),
         200

@@ -1,15 +1,13 @@
 //! No error, Debug output or refusal carries the app secret, the client
 //! token or a user access token: every error variant, built for real.
 
-mod support;
-
+use crate::support::*;
 use actix_accountkit::client::GraphClient;
 use actix_accountkit::config::Config;
 use actix_accountkit::error::ConfigError;
 use actix_accountkit::verify::{GraphVerifier, Refusal, Verifier};
 use actix_accountkit::Error;
 use serde_json::json;
-use support::*;
 
 fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
     for secret in secrets {

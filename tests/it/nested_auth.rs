@@ -3,10 +3,9 @@
 //! `AccountKitAuth`, of another app or with a stricter verifier verifies the
 //! request again instead of trusting what an outer middleware verified.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use actix_accountkit::config::Config;
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
@@ -15,7 +14,6 @@ use actix_accountkit::AccountKitAuth;
 use actix_accountkit::MaybeAccount;
 use actix_web::{web, App, HttpResponse};
 use futures::future::{BoxFuture, FutureExt};
-use support::*;
 
 /// "Staff only", standing for any stricter policy: refuses everyone.
 struct DenyAll;

@@ -4,12 +4,11 @@
 //! printed (run with `--nocapture`) and recorded in the README; nothing here
 //! asserts a timing.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use actix_accountkit::cache::{CacheConfig, CachedVerifier};
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
@@ -19,7 +18,6 @@ use actix_accountkit::VerifiedAccount;
 use actix_web::{web, App, HttpResponse};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
-use support::*;
 
 async fn me(account: VerifiedAccount) -> HttpResponse {
     HttpResponse::Ok().body(account.id().to_owned())

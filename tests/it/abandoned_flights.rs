@@ -3,16 +3,14 @@
 //! verifications; the flights must still complete and give their
 //! `max_in_flight` slots back, so that the next users are served.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use actix_accountkit::cache::CacheConfig;
 use actix_accountkit::AccountKit;
 use actix_web::dev::Service as _;
 use actix_web::{web, App};
 use serde_json::json;
-use support::*;
 
 #[actix_web::test]
 async fn requests_dropped_by_a_timeout_do_not_wedge_the_cache() {
