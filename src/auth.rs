@@ -453,7 +453,7 @@ fn log_refusal(req: &HttpRequest, refusal: &Refusal) {
         }
         Refusal::Overloaded => tracing::warn!(
             %path,
-            "too many Account Kit verifications in flight (CacheConfig::max_in_flight); answered 503"
+            "too many Account Kit verifications in flight (CacheConfigBuilder::max_in_flight); answered 503"
         ),
         refusal => tracing::debug!(%path, %refusal, "request refused"),
     }

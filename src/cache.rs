@@ -3,16 +3,16 @@
 //! # What is cached
 //!
 //! * Verified accounts, keyed by the SHA-256 of the token (the raw token is
-//!   never stored), for [`CacheConfig::ttl`].
+//!   never stored), for [`CacheConfigBuilder::ttl`].
 //! * Definite refusals only ([`Refusal::InvalidToken`], [`Refusal::WrongApp`])
-//!   in their own, separately bounded LRU, for [`CacheConfig::negative_ttl`]:
+//!   in their own, separately bounded LRU, for [`CacheConfigBuilder::negative_ttl`]:
 //!   a flood of bogus tokens can fill that LRU but cannot evict a verified
 //!   account. "Unavailable" and "misconfigured" are never cached.
 //!
 //! # Expiry
 //!
 //! Each entry's lifetime is shortened by a per-token fraction of up to
-//! [`CacheConfig::ttl_jitter`] of the TTL (derived from the token's hash), so
+//! [`CacheConfigBuilder::ttl_jitter`] of the TTL (derived from the token's hash), so
 //! entries cached in the same instant do not all expire in the same instant
 //! and stampede Account Kit.
 //!
@@ -28,9 +28,9 @@
 //!
 //! Under a Tokio runtime (actix-web's), a flight runs as a task of its own:
 //! it completes, stores its answer and gives its
-//! [`max_in_flight`](CacheConfig::max_in_flight) slot back even when every
+//! [`max_in_flight`](CacheConfigBuilder::max_in_flight) slot back even when every
 //! request waiting for it was dropped (a timeout middleware, a `select!`),
-//! and it ends by [`CacheConfig::flight_deadline`] whatever the verifier
+//! and it ends by [`CacheConfigBuilder::flight_deadline`] whatever the verifier
 //! does.
 //!
 //! # A shared tier
@@ -275,7 +275,7 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries removed by a revocation (logout, invalidate-all, delete).
     pub invalidations: u64,
-    /// Misses refused because [`CacheConfig::max_in_flight`] upstream
+    /// Misses refused because [`CacheConfigBuilder::max_in_flight`] upstream
     /// verifications were already under way (counted in `misses` too).
     pub overloaded: u64,
     /// Verified accounts held now (expired ones included until touched).
@@ -283,7 +283,7 @@ pub struct CacheStats {
     /// Refusals held now.
     pub negative_entries: u64,
     /// Upstream verifications under way now (at most
-    /// [`CacheConfig::max_in_flight`]).
+    /// [`CacheConfigBuilder::max_in_flight`]).
     pub in_flight: u64,
     /// The shared tier's counters, when there is one.
     pub shared: Option<SharedStats>,
@@ -509,8 +509,8 @@ impl CachedVerifier {
     /// next request with it is verified again.
     ///
     /// Local only (*invalidate*): with a shared tier, the shared entry still
-    /// holds the token and would answer that next request; [`revoke`]
-    /// (Self::revoke) also clears the shared tier and tells the other
+    /// holds the token and would answer that next request;
+    /// [`revoke`](Self::revoke) also clears the shared tier and tells the other
     /// instances.
     pub fn invalidate_token(&self, token: &str) {
         self.inner.invalidate_key(&token_hash(token), None);
@@ -689,7 +689,7 @@ impl Inner {
     /// Starts a flight. Under a Tokio runtime it runs as a task of its own,
     /// so it completes (and stores its answer, and gives its slot back)
     /// even if every waiter is dropped: a timeout middleware, a `select!`.
-    /// Every flight ends by [`CacheConfig::flight_deadline`]. Outside a
+    /// Every flight ends by [`CacheConfigBuilder::flight_deadline`]. Outside a
     /// runtime it runs inline with its waiters and ends when the last one
     /// is dropped.
     fn start_flight(
@@ -956,7 +956,7 @@ fn foreign(tier: &dyn SharedTier, answer: &Verification) -> bool {
 fn deadline_passed(deadline: Duration) -> Refusal {
     tracing::warn!(
         ?deadline,
-        "an Account Kit verification passed its deadline (CacheConfig::flight_deadline)"
+        "an Account Kit verification passed its deadline (CacheConfigBuilder::flight_deadline)"
     );
     Refusal::Unavailable(Arc::new(Error::Timeout { after: deadline }))
 }
@@ -979,7 +979,7 @@ impl Drop for FlightGuard {
     }
 }
 
-/// One of the [`CacheConfig::max_in_flight`] upstream slots, given back
+/// One of the [`CacheConfigBuilder::max_in_flight`] upstream slots, given back
 /// when the flight ends or is dropped.
 struct FlightSlot(Arc<AtomicUsize>);
 

@@ -6,7 +6,7 @@
 //! against the Account Kit Graph API (`GET /me` with `appsecret_proof`,
 //! then the `application.id` check), caches what it learned, hands the
 //! handler a [`VerifiedAccount`], and gives the
-//! server an [`AdminClient`](admin::AdminClient) for code exchange, logout,
+//! server an [`AdminClient`] for code exchange, logout,
 //! logout-everywhere, account deletion and account export.
 //!
 //! ```no_run
@@ -31,23 +31,34 @@
 //!
 //! # The model
 //!
+//! The types a server names are at the crate root: [`AccountKit`] (all of
+//! it wired in one call), [`Config`], [`CacheConfig`], [`AccountKitAuth`],
+//! [`VerifiedAccount`], [`MaybeAccount`], [`AdminClient`], [`Refusal`],
+//! [`Error`]. Each is built the same way: `X::builder(…)` → `XBuilder` →
+//! `build()` → `Result<X, _>`. The modules, from the bottom up (none uses a
+//! module that uses it back):
+//!
 //! * [`config`]: app id, Account Kit app secret (held in a secret type),
-//!   API version, endpoint, timeout, retries.
-//! * [`client`]: one async method per Graph call; [`error`]: its errors.
-//! * [`verify`]: the pluggable [`Verifier`](verify::Verifier) trait and the
-//!   Graph verifier, which tells a foreign token (401) from a wrong secret
-//!   (503, logged for the operator).
-//! * [`cache`]: a sharded LRU of verified accounts keyed by SHA-256 of the
-//!   token, with a separate LRU of definite refusals, jittered expiry and
-//!   single-flight misses.
-//! * [`middleware`] and [`extract`]: the actix-web side, answering refusals
-//!   per RFC 6750; [`token`]: where the token is found.
-//! * [`admin`]: revocations that keep the cache consistent, and the
-//!   accounts listing; [`export`]: the listing as CSV (the documented export
-//!   script, with real quoting, retries and resumable failures).
+//!   API version, endpoint, timeout, retries; [`error`]: every error.
+//! * [`types`]: what Account Kit answers; [`token`]: where the token is
+//!   found and its syntax; [`hash`]: the SHA-256 a token is kept as.
+//! * [`client`]: one async method per Graph call.
+//! * [`verify`]: the pluggable [`Verifier`](verify::Verifier) trait, the
+//!   [`Verification`](verify::Verification) it returns, and the Graph
+//!   verifier, which tells a foreign token (401) from a wrong secret (503,
+//!   logged for the operator).
 //! * [`shared`]: the hook for a second cache tier shared by several
 //!   instances, which also carries revocations between them; `redis`
 //!   (feature `redis`) implements it on Redis.
+//! * [`cache`]: a sharded cache of verified accounts keyed by SHA-256 of the
+//!   token, with a separate LRU of definite refusals, jittered expiry,
+//!   single-flight misses, and the revocation protocol.
+//! * [`auth`]: [`AccountKitAuth`], the authentication step and the RFC 6750
+//!   answers; [`middleware`] and [`extract`] run it as a `Transform` and as
+//!   `FromRequest`.
+//! * [`admin`]: revocations that keep the cache consistent, and the
+//!   accounts listing; [`export`]: the listing as CSV (the documented export
+//!   script, with real quoting, retries and resumable failures).
 //! * `emulator` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
 #![forbid(unsafe_code)]

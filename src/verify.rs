@@ -132,7 +132,7 @@ pub enum Refusal {
     #[error("the server's Account Kit configuration is wrong: {0}")]
     Misconfigured(Arc<Error>),
     /// Too many upstream verifications are under way already
-    /// ([`CacheConfig::max_in_flight`](crate::cache::CacheConfig::max_in_flight)):
+    /// ([`CacheConfigBuilder::max_in_flight`](crate::cache::CacheConfigBuilder::max_in_flight)):
     /// 503 with `Retry-After`. Never cached.
     #[error("too many access tokens are being verified at once")]
     Overloaded,
