@@ -190,7 +190,7 @@ fn with_redis(
         return Ok(builder);
     };
     let tier = actix_accountkit::redis::RedisTier::builder(url, config)
-        .start()
+        .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     // The URL may hold a password: not printed.
     println!("Redis: shared cache and revocation broadcast on (see /stats → shared)");

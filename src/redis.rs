@@ -6,7 +6,7 @@
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::builder("1234", "account-kit-app-secret").build()?;
-//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", &config).start()?;
+//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", &config).build()?;
 //! let kit = AccountKit::builder(config).shared_tier(redis.clone()).build()?;
 //! // ... serve kit as usual; redis.stats() says whether Redis is reachable.
 //! # let _ = kit; Ok(()) }
@@ -131,10 +131,11 @@ const ENTRY_VERSION: &str = "v1";
 /// Interval between two looks at another instance's claim.
 const CLAIM_POLL: Duration = Duration::from_millis(5);
 
-/// Why a [`RedisTier`] could not start.
+/// Why a [`RedisTier`] could not be built. No message repeats the URL (it
+/// may hold a password) or anything of the app secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RedisError {
+pub enum RedisTierError {
     /// The URL is not a Redis URL (its text is not repeated: it may hold a
     /// password).
     #[error("invalid Redis URL (expected redis://[:password@]host[:port][/db])")]
@@ -223,15 +224,17 @@ impl RedisTierBuilder {
         self
     }
 
-    /// Starts the background thread, which connects (and reconnects) on its
-    /// own: this returns at once, even if Redis is unreachable.
-    pub fn start(self) -> Result<RedisTier, RedisError> {
-        let client = Client::open(self.url.expose_secret()).map_err(|_| RedisError::InvalidUrl)?;
+    /// Checks the settings and starts the background thread, which
+    /// connects (and reconnects) on its own: this returns at once, even if
+    /// Redis is unreachable.
+    pub fn build(self) -> Result<RedisTier, RedisTierError> {
+        let client =
+            Client::open(self.url.expose_secret()).map_err(|_| RedisTierError::InvalidUrl)?;
         if self.app_id.is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RedisError::InvalidAppId);
+            return Err(RedisTierError::InvalidAppId);
         }
         if self.namespace.is_empty() || self.namespace.chars().any(char::is_whitespace) {
-            return Err(RedisError::InvalidNamespace);
+            return Err(RedisTierError::InvalidNamespace);
         }
         let ns = format!("{}:{}", self.namespace, self.app_id);
         let state = Arc::new(State {
@@ -271,14 +274,14 @@ impl RedisTierBuilder {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(RedisError::Thread)?;
+            .map_err(RedisTierError::Thread)?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel();
         let background = state.clone();
         std::thread::Builder::new()
             .name("accountkit-redis".into())
             .spawn(move || runtime.block_on(background.run(stopped)))
-            .map_err(RedisError::Thread)?;
+            .map_err(RedisTierError::Thread)?;
         Ok(RedisTier {
             inner: Arc::new(TierHandle {
                 state,
@@ -301,7 +304,7 @@ impl RedisTierBuilder {
 /// let config = Config::builder("1234", "account-kit-app-secret").build()?;
 /// let redis = RedisTier::builder("redis://:password@redis.internal:6379/0", &config)
 ///     .timeout(Duration::from_millis(100))
-///     .start()?;
+///     .build()?;
 /// println!("{:?}", redis.stats()); // connected, errors, revocations_…
 /// # Ok(()) }
 /// ```
@@ -1428,15 +1431,15 @@ mod tests {
     fn bad_settings_are_refused_without_echoing_the_url_or_the_secret() {
         let config = config();
         let e = RedisTier::builder("http://:hunter2@x", &config)
-            .start()
+            .build()
             .unwrap_err();
-        assert!(matches!(e, RedisError::InvalidUrl));
+        assert!(matches!(e, RedisTierError::InvalidUrl));
         assert!(!e.to_string().contains("hunter2"));
         let e = RedisTier::builder("redis://127.0.0.1/", &config)
             .namespace("a b")
-            .start()
+            .build()
             .unwrap_err();
-        assert!(matches!(e, RedisError::InvalidNamespace));
+        assert!(matches!(e, RedisTierError::InvalidNamespace));
         let b = RedisTier::builder("redis://:hunter2@127.0.0.1/", &config);
         let shown = format!("{b:?}");
         assert!(!shown.contains("hunter2"));

@@ -174,7 +174,7 @@ impl Instance {
                 .max_backoff(Duration::from_millis(200))
                 .health_interval(Duration::from_millis(500)),
         )
-        .start()
+        .build()
         .expect("redis tier");
         let kit = AccountKit::builder(config)
             .cache(cache)
@@ -495,7 +495,7 @@ async fn a_request_during_a_revocation_cannot_re_cache_the_token_from_redis() {
     let gated = Gated {
         inner: RedisTier::builder(server.url(), &config(&emu).build().unwrap())
             .timeout(Duration::from_millis(200))
-            .start()
+            .build()
             .expect("redis tier"),
         entered: Default::default(),
         go: Default::default(),
@@ -550,7 +550,7 @@ async fn a_tier_built_for_another_app_is_refused() {
         .build()
         .unwrap();
     let other = RedisTier::builder(server.url(), &other_config)
-        .start()
+        .build()
         .expect("redis tier");
     let built = AccountKit::builder(config(&emu).build().unwrap())
         .shared_tier(other)
