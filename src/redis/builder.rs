@@ -1,0 +1,195 @@
+//! [`RedisTierBuilder`]: the settings, their defaults, their validation,
+//! and the start of the background thread.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::Client;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::connection::{Background, MIN_BACKOFF};
+use super::entry::Sealer;
+use super::error::RedisTierError;
+use super::keys::Keys;
+use super::state::{Settings, State};
+use super::tier::RedisTier;
+use crate::config::Config;
+
+/// First part of every key and of the channel name. Default is
+/// `accountkit`.
+pub const DEFAULT_NAMESPACE: &str = "accountkit";
+/// Bound of every Redis call. Default is 250 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+/// Longest wait between two reconnection attempts. Default is 2 s.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait for another instance's verification of the same token.
+/// Default is 2 s.
+pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(2);
+/// Interval of the subscription's liveness check (`PING`). Default is 5 s.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Revocations queued while Redis is unreachable. Default is 10,000.
+pub const DEFAULT_MAX_PENDING: usize = 10_000;
+
+/// Builder of [`RedisTier`], from [`RedisTier::builder`].
+pub struct RedisTierBuilder {
+    url: SecretString,
+    app_id: String,
+    /// Keyed with the entry key derived from the app secret.
+    sealer: Sealer,
+    namespace: String,
+    settings: Settings,
+}
+
+impl fmt::Debug for RedisTierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTierBuilder")
+            .field("url", &"[redacted]")
+            .field("app_id", &self.app_id)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.settings.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTier {
+    /// A builder for the Redis at `url` (`redis://[:password@]host[:port][/db]`;
+    /// kept secret), for the app of `config`.
+    ///
+    /// The tier takes the app id from `config`, and derives from its app
+    /// secret the key that authenticates every entry it writes and reads
+    /// (HKDF-SHA256, bound to the app id; neither the secret nor the
+    /// derived key ever leaves the process or shows in `Debug` output, and
+    /// the derived key is zeroized once the MAC is keyed with it). Every
+    /// instance sharing the Redis must
+    /// therefore use the same app secret: an entry written with another
+    /// one is refused like a forged one (counted in
+    /// [`SharedStats::rejected_entries`](crate::shared::SharedStats::rejected_entries))
+    /// and verified again.
+    pub fn builder(url: impl Into<String>, config: &Config) -> RedisTierBuilder {
+        RedisTierBuilder {
+            url: SecretString::from(url.into()),
+            app_id: config.app_id().to_owned(),
+            sealer: Sealer::new(config),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            settings: Settings {
+                timeout: DEFAULT_TIMEOUT,
+                max_backoff: DEFAULT_MAX_BACKOFF,
+                claim_wait: DEFAULT_CLAIM_WAIT,
+                health_interval: DEFAULT_HEALTH_INTERVAL,
+                max_pending: DEFAULT_MAX_PENDING,
+            },
+        }
+    }
+}
+
+impl RedisTierBuilder {
+    /// First part of the keys and channel name; the app id follows it, so
+    /// that two apps sharing a Redis never share entries. Default is
+    /// [`DEFAULT_NAMESPACE`].
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Bound of every Redis call (a slower answer counts as a failure and
+    /// the request falls through to the local cache or Account Kit).
+    /// Default is [`DEFAULT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Longest wait between two reconnection attempts (the wait starts at
+    /// 50 ms and doubles). Default is [`DEFAULT_MAX_BACKOFF`].
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.settings.max_backoff = max.max(MIN_BACKOFF);
+        self
+    }
+
+    /// Longest wait for another instance that is verifying the same token
+    /// (then this instance asks Account Kit itself); zero turns the wait
+    /// off; at most one minute (a claim is a Redis key with that expiry).
+    /// Default is [`DEFAULT_CLAIM_WAIT`].
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.settings.claim_wait = wait.min(Duration::from_secs(60));
+        self
+    }
+
+    /// Interval of the subscription's liveness check. Default is
+    /// [`DEFAULT_HEALTH_INTERVAL`].
+    pub fn health_interval(mut self, interval: Duration) -> Self {
+        self.settings.health_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Revocations kept for publication while Redis is unreachable (the
+    /// oldest are dropped beyond it, with a warning). Default is
+    /// [`DEFAULT_MAX_PENDING`].
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.settings.max_pending = n.max(1);
+        self
+    }
+
+    /// Checks the settings and starts the background thread, which
+    /// connects (and reconnects) on its own: this returns at once, even if
+    /// Redis is unreachable.
+    pub fn build(self) -> Result<RedisTier, RedisTierError> {
+        let state = Arc::new(self.into_state()?);
+        let background = Background::start(state.clone()).map_err(RedisTierError::Thread)?;
+        Ok(RedisTier::new(state, background))
+    }
+
+    /// The tier's state, checked, without a thread or a connection.
+    pub(super) fn into_state(self) -> Result<State, RedisTierError> {
+        let client =
+            Client::open(self.url.expose_secret()).map_err(|_| RedisTierError::InvalidUrl)?;
+        if self.app_id.is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RedisTierError::InvalidAppId);
+        }
+        if self.namespace.is_empty() || self.namespace.chars().any(char::is_whitespace) {
+            return Err(RedisTierError::InvalidNamespace);
+        }
+        let keys = Keys::new(&self.namespace, &self.app_id);
+        Ok(State::new(
+            client,
+            self.app_id,
+            keys,
+            self.sealer,
+            self.settings,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::ENTRY_KEY_PURPOSE;
+    use super::*;
+
+    fn config() -> Config {
+        Config::builder("1234", "the-app-secret-0123456789")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_settings_are_refused_without_echoing_the_url_or_the_secret() {
+        let config = config();
+        let e = RedisTier::builder("http://:hunter2@x", &config)
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, RedisTierError::InvalidUrl));
+        assert!(!e.to_string().contains("hunter2"));
+        let e = RedisTier::builder("redis://127.0.0.1/", &config)
+            .namespace("a b")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, RedisTierError::InvalidNamespace));
+        let b = RedisTier::builder("redis://:hunter2@127.0.0.1/", &config);
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("the-app-secret"));
+        let key = config.derive_key(ENTRY_KEY_PURPOSE);
+        assert!(!shown.contains(&hex::encode(key.expose_secret())));
+    }
+}

@@ -1,0 +1,121 @@
+//! Several instances as one cache, through Redis: a [`SharedTier`] that
+//! shares verified tokens and broadcasts revocations.
+//!
+//! ```no_run
+//! use actix_accountkit::{redis::RedisTier, AccountKit, Config};
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("1234", "account-kit-app-secret").build()?;
+//! let redis = RedisTier::builder("redis://127.0.0.1:6379/", &config).build()?;
+//! let kit = AccountKit::builder(config).shared_tier(redis.clone()).build()?;
+//! // ... serve kit as usual; redis.stats() says whether Redis is reachable.
+//! # let _ = kit; Ok(()) }
+//! ```
+//!
+//! # What it does
+//!
+//! * **Shared second-level cache.** On a local miss, the cache asks Redis
+//!   before Account Kit. Entries live under `{namespace}:{app_id}:t:{sha256
+//!   hex}` (the token itself never leaves the process), as JSON, with the
+//!   cache's TTL (`SET … PX`): the account for `ttl`, a definite refusal for
+//!   `negative_ttl`. A copy taken from Redis lives locally no longer than it
+//!   had left in Redis. An index `…:a:{account_id}` (a sorted set of hashes
+//!   scored by their entry's expiry; expired members are dropped on each
+//!   store and the index expires with its last entry) lets a revocation by
+//!   account find them.
+//! * **Authenticated entries.** Every stored value is
+//!   `v1.{expiry ms}.{MAC}.{entry JSON}`, the MAC an HMAC-SHA256 over the
+//!   format version, the full Redis key, the expiry and the entry, keyed
+//!   with a key derived from the app secret
+//!   ([`RedisTier::builder`] takes the [`Config`]). A value copied to
+//!   another token's key, altered, truncated, past its expiry, in the older
+//!   unsigned format or written with another app secret is a miss: the
+//!   token is verified upstream, the answer replaces the value, and
+//!   [`SharedStats::rejected_entries`] counts it (logged once per tier).
+//! * **One upstream call per token for the fleet.** A miss in Redis takes a
+//!   short claim on the token; the other instances missing it meanwhile
+//!   poll Redis for the claimant's answer (up to
+//!   [`RedisTierBuilder::claim_wait`]) instead of asking Account Kit too.
+//! * **Revocation broadcast.** The admin client's logout, invalidate-all and
+//!   delete run one Lua script: drop the shared entries (a logged-out token
+//!   is replaced by a refusal for `negative_ttl`), bump a revocation counter
+//!   (`…:gen`), and publish on `…:revocations`. Every instance subscribes on a
+//!   dedicated connection and evicts locally; a verification in flight at
+//!   that moment is kept out of the cache (the cache's epoch guard), and a
+//!   shared entry is written only if the revocation counter did not move since
+//!   the lookup that missed it (so a slow verification cannot resurrect a
+//!   revoked token in Redis).
+//!
+//! # What it trusts Redis with
+//!
+//! Redis (and anyone who can write to it) cannot make a token pass as
+//! another token's account, nor make a token refused that was not, nor
+//! extend an entry's life: those are authenticated. It can still delete
+//! entries (extra misses), delay or drop revocation messages (a revoked
+//! token then passes on the other instances until it expires locally, at
+//! most `ttl`; missed revocations are detected on reconnection, by the
+//! revocation counter), and put back an earlier authentic entry of the
+//! same token before its expiry (a token logged out within the last `ttl`
+//! can pass again until that expiry). A message on the revocation channel
+//! is never trusted beyond "forget this": a forged one costs extra misses
+//! only.
+//!
+//! # When Redis is unreachable
+//!
+//! Every call is bounded by [`RedisTierBuilder::timeout`]. While Redis is
+//! down (or slow), instances serve from their local caches and ask Account
+//! Kit on a miss; [`SharedStats::connected`] is `false` and
+//! [`SharedStats::errors`] counts the failures, logged with `tracing` (no
+//! token, no URL). A background task reconnects with exponential backoff up to
+//! [`RedisTierBuilder::max_backoff`] ([`SharedStats::reconnects`]).
+//! Revocations made meanwhile are queued and published once Redis is back.
+//! An instance that may have missed revocations (Redis's revocation counter
+//! moved since the instance's last checkpoint, taken at each liveness check
+//! once every revocation it counts has been received) empties its local
+//! cache when it reconnects ([`SharedStats::resyncs`]).
+//!
+//! # Threads
+//!
+//! The Redis connections live on a small background thread with its own
+//! Tokio runtime (`accountkit-redis`), so the tier works from any executor
+//! and outlives any one actix worker; it stops when the last [`RedisTier`]
+//! clone is dropped. Standalone Redis only (the scripts touch keys they
+//! compute; not Redis Cluster).
+
+//!
+//! [`SharedTier`]: crate::shared::SharedTier
+//! [`Config`]: crate::config::Config
+//! [`SharedStats::rejected_entries`]: crate::shared::SharedStats::rejected_entries
+//! [`SharedStats::connected`]: crate::shared::SharedStats::connected
+//! [`SharedStats::errors`]: crate::shared::SharedStats::errors
+//! [`SharedStats::reconnects`]: crate::shared::SharedStats::reconnects
+//! [`SharedStats::resyncs`]: crate::shared::SharedStats::resyncs
+
+// One concern a module, each using only the ones listed before it:
+// error      why a tier cannot be built (the public error)
+// keys       the key layout, in one place
+// messages   the revocation messages, and the instance ids
+// entry      the shared entries and their seal (`v1.{expiry}.{mac}.{json}`)
+// scripts    the Lua scripts (`scripts/*.lua`) and the lookup's answer
+// state      what callers and the background thread share; bounds, failures
+// calls      lookup (and claims), store, publish (and its queue)
+// connection the background thread: connect, subscribe, liveness, resync
+// tier       `RedisTier` and its `SharedTier` impl
+// builder    `RedisTier::builder` → `RedisTierBuilder` → `build()`
+mod builder;
+mod calls;
+mod connection;
+mod entry;
+mod error;
+mod keys;
+mod messages;
+mod scripts;
+mod state;
+mod tier;
+
+pub use builder::{
+    RedisTierBuilder, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_PENDING, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
+};
+pub use error::RedisTierError;
+pub use tier::RedisTier;

@@ -1,0 +1,205 @@
+//! What the callers and the background thread share: the settings, the
+//! connection of the moment, the queue of revocations, the counters; how a
+//! call is bounded, and how its failure is counted and logged.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{Client, RedisResult};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::entry::Sealer;
+use super::keys::Keys;
+use super::messages::instance_id;
+use super::scripts::Scripts;
+use crate::shared::{Revocation, RevocationSink, SharedStats};
+
+/// The builder's settings (see its setters).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Settings {
+    pub(super) timeout: Duration,
+    pub(super) max_backoff: Duration,
+    pub(super) claim_wait: Duration,
+    pub(super) health_interval: Duration,
+    pub(super) max_pending: usize,
+}
+
+/// The counters behind [`SharedStats`].
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) errors: AtomicU64,
+    pub(super) published: AtomicU64,
+    pub(super) received: AtomicU64,
+    pub(super) resyncs: AtomicU64,
+    pub(super) reconnects: AtomicU64,
+    pub(super) rejected: AtomicU64,
+}
+
+/// Everything the background thread and the callers share.
+pub(super) struct State {
+    pub(super) client: Client,
+    /// The app whose entries the keys hold.
+    pub(super) app_id: String,
+    pub(super) sealer: Sealer,
+    pub(super) keys: Keys,
+    /// This instance's id in published messages (its own are not applied
+    /// twice) and in its claims.
+    pub(super) sender: String,
+    pub(super) settings: Settings,
+    pub(super) scripts: Scripts,
+    /// The command connection while the subscription is up; `None` while
+    /// Redis is unreachable (calls then fail at once, without waiting).
+    pub(super) conn: Mutex<Option<MultiplexedConnection>>,
+    /// The caches revocations received are delivered to.
+    pub(super) sinks: Mutex<Vec<RevocationSink>>,
+    /// Revocations made while Redis was unreachable, to publish.
+    pub(super) pending: Mutex<VecDeque<Revocation>>,
+    /// The revocation counter as last read from Redis, at a point where
+    /// every revocation it counts had reached this instance (see the
+    /// connection's liveness check). Never taken from a message: anyone
+    /// who can publish on the channel could write any number there.
+    pub(super) checkpoint: Mutex<Option<u64>>,
+    /// A command found the connection broken: start over.
+    pub(super) kick: Notify,
+    pub(super) connected: AtomicBool,
+    /// Whether a connection ever succeeded (the next one is a reconnect).
+    pub(super) ever_connected: AtomicBool,
+    /// Whether the first refused entry was logged (later ones are counted).
+    rejection_logged: AtomicBool,
+    pub(super) counters: Counters,
+}
+
+/// Why a call gave no answer.
+pub(super) enum Failure {
+    NotConnected,
+    Redis(::redis::RedisError),
+    Timeout,
+    Unreadable,
+}
+
+impl State {
+    /// A tier's state, not connected; the background task connects it.
+    pub(super) fn new(
+        client: Client,
+        app_id: String,
+        keys: Keys,
+        sealer: Sealer,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            client,
+            app_id,
+            sealer,
+            keys,
+            sender: instance_id(),
+            settings,
+            scripts: Scripts::new(),
+            conn: Mutex::new(None),
+            sinks: Mutex::new(Vec::new()),
+            pending: Mutex::new(VecDeque::new()),
+            checkpoint: Mutex::new(None),
+            kick: Notify::new(),
+            connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
+            rejection_logged: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn stats(&self) -> SharedStats {
+        let c = &self.counters;
+        SharedStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            revocations_published: c.published.load(Ordering::Relaxed),
+            revocations_received: c.received.load(Ordering::Relaxed),
+            revocations_pending: self.pending.lock().len() as u64,
+            resyncs: c.resyncs.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            rejected_entries: c.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a refused entry; logs the first one only (nothing of the
+    /// token, the key or the URL).
+    pub(super) fn rejected_entry(&self) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        if !self.rejection_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                tier = %self.keys.prefix(),
+                "a shared Redis entry failed its authentication check (copied from another \
+                 token's key, altered, or written with another app secret or by an older \
+                 version): treated as a miss and verified upstream. Further ones are only \
+                 counted (SharedStats::rejected_entries)"
+            );
+        } else {
+            tracing::debug!(tier = %self.keys.prefix(), "shared Redis entry refused");
+        }
+    }
+
+    pub(super) fn conn(&self) -> Result<MultiplexedConnection, Failure> {
+        self.conn.lock().clone().ok_or(Failure::NotConnected)
+    }
+
+    /// `work` bounded by the timeout.
+    pub(super) async fn bounded<T>(
+        &self,
+        work: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.settings.timeout, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Failure::Redis(e)),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// Counts and logs a failed call (not a missing connection: that is
+    /// logged once, by the background task).
+    pub(super) fn failed(&self, what: &'static str, failure: &Failure) {
+        match failure {
+            Failure::NotConnected => {}
+            Failure::Redis(e) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "Redis {what} failed");
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    self.kick.notify_one();
+                }
+            }
+            Failure::Timeout => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(timeout = ?self.settings.timeout, "Redis {what} timed out");
+            }
+            Failure::Unreadable => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("Redis {what}: unreadable entry, ignored");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RedisTier;
+    use crate::config::Config;
+
+    #[test]
+    fn the_first_refused_entry_is_logged_the_others_counted() {
+        let config = Config::builder("1234", "the-app-secret-0123456789")
+            .build()
+            .unwrap();
+        let state = RedisTier::builder("redis://127.0.0.1:1/", &config)
+            .into_state()
+            .unwrap();
+        for _ in 0..3 {
+            state.rejected_entry();
+        }
+        assert_eq!(state.stats().rejected_entries, 3);
+        assert!(state
+            .rejection_logged
+            .load(std::sync::atomic::Ordering::Relaxed));
+    }
+}
