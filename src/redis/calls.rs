@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{Entry, Opened};
+use super::messages::Message;
 use super::scripts::LookupStatus;
 use super::state::{Failure, State};
 use crate::shared::{Revocation, SharedLookup};
@@ -163,35 +164,40 @@ impl State {
             let mut call;
             match revocation {
                 Revocation::Token { hash, refused_for } => {
-                    let hex = hex::encode(hash);
-                    let negative_ttl = refused_for.unwrap_or(Duration::ZERO);
-                    let entry_key = self.keys.token(&hex);
-                    let tombstone = self
-                        .sealer
-                        .seal(
-                            &entry_key,
-                            &Entry::InvalidToken { subcode: None },
-                            negative_ttl,
-                        )
-                        .map_err(|_| Failure::Unreadable)?;
+                    let entry_key = self.keys.token(&hex::encode(hash));
+                    // How long every instance reading the entry keeps the
+                    // token as refused; 0: the entry is only dropped.
+                    let refused_ms = refused_for.map_or(0, millis);
+                    let refusal = match refused_for {
+                        Some(ttl) if refused_ms > 0 => self
+                            .sealer
+                            .seal(&entry_key, &Entry::InvalidToken { subcode: None }, *ttl)
+                            .map_err(|_| Failure::Unreadable)?,
+                        _ => String::new(),
+                    };
+                    let message = Message::Token {
+                        hash: *hash,
+                        refused: refused_ms > 0,
+                    }
+                    .encode(&self.sender);
                     call = self.scripts.revoke_token.prepare_invoke();
                     call.key(self.keys.gen())
                         .key(entry_key)
                         .arg(self.keys.channel())
-                        .arg(&self.sender)
-                        .arg(hex)
-                        .arg(if refused_for.is_some() { "1" } else { "0" })
-                        .arg(millis(negative_ttl))
-                        .arg(tombstone);
+                        .arg(message.head)
+                        .arg(message.tail)
+                        .arg(refused_ms)
+                        .arg(refusal);
                 }
                 Revocation::Account { id } => {
+                    let message = Message::Account { id: id.clone() }.encode(&self.sender);
                     call = self.scripts.revoke_account.prepare_invoke();
                     call.key(self.keys.gen())
                         .key(self.keys.account(id))
                         .arg(self.keys.channel())
-                        .arg(&self.sender)
-                        .arg(self.keys.token_prefix())
-                        .arg(id);
+                        .arg(message.head)
+                        .arg(message.tail)
+                        .arg(self.keys.token_prefix());
                 }
             }
             self.bounded(call.invoke_async::<u64>(&mut conn)).await

@@ -15,9 +15,8 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::messages::parse_message;
+use super::messages::{Envelope, Message, Unreadable};
 use super::state::{Failure, State};
-use crate::hash::TokenHash;
 use crate::shared::RevocationSink;
 
 /// First wait before reconnecting (and the least
@@ -218,7 +217,8 @@ impl State {
         }
     }
 
-    /// `"{sender} {gen} {t|r|a} {hash hex | account id}"`.
+    /// A message on the revocation channel (see `messages` for the
+    /// format).
     ///
     /// Anyone who can publish on the channel can send one: a message is
     /// only ever a reason to forget (evict a token hash or an account's
@@ -228,37 +228,44 @@ impl State {
     /// with the checkpoint on reconnection, see [`State::health_check`]),
     /// and a "refused" kind caches no refusal here.
     fn received_message(&self, payload: &[u8]) {
-        let Some((sender, _gen, kind, subject)) = parse_message(payload) else {
-            tracing::debug!("unreadable message on the revocation channel, ignored");
-            return;
+        let envelope = match Envelope::parse(payload) {
+            Ok(envelope) => envelope,
+            Err(Unreadable::Garbage) => {
+                tracing::debug!("unreadable message on the revocation channel, ignored");
+                return;
+            }
+            Err(Unreadable::Subject { sender }) => {
+                // Counted like any message of another instance, as it
+                // reached this one; nothing to apply.
+                if sender != self.sender {
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(
+                    "revocation of an unknown kind or with an unreadable subject, ignored"
+                );
+                return;
+            }
         };
-        if sender == self.sender {
+        if envelope.sender == self.sender {
             // Ours. Applied locally already, but applied again: a queued
             // revocation published late (Redis was slow or away) must also
             // clear what this instance re-cached from the shared entries
             // meanwhile. A token refusal is skipped: its local negative
             // entry says more than an eviction would.
-            if kind != "r" {
-                self.apply(kind, subject);
+            if !matches!(envelope.message, Message::Token { refused: true, .. }) {
+                self.apply(&envelope.message);
             }
             return;
         }
         self.counters.received.fetch_add(1, Ordering::Relaxed);
-        self.apply(kind, subject);
+        tracing::debug!(counter = envelope.counter, "revocation received");
+        self.apply(&envelope.message);
     }
 
-    fn apply(&self, kind: &str, subject: &str) {
-        match kind {
-            "t" | "r" => {
-                let mut hash: TokenHash = [0; 32];
-                if hex::decode_to_slice(subject, &mut hash).is_err() {
-                    tracing::debug!("unreadable token hash on the revocation channel");
-                    return;
-                }
-                self.each_cache(|cache| cache.invalidate_hash(&hash));
-            }
-            "a" => self.each_cache(|cache| cache.invalidate_account(subject)),
-            _ => tracing::debug!("unknown revocation kind, ignored"),
+    fn apply(&self, message: &Message) {
+        match message {
+            Message::Token { hash, .. } => self.each_cache(|cache| cache.invalidate_hash(hash)),
+            Message::Account { id } => self.each_cache(|cache| cache.invalidate_account(id)),
         }
     }
 

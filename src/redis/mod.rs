@@ -94,7 +94,7 @@
 // One concern a module, each using only the ones listed before it:
 // error      why a tier cannot be built (the public error)
 // keys       the key layout, in one place
-// messages   the revocation messages, and the instance ids
+// messages   the revocation messages' wire format, and the instance ids
 // entry      the shared entries and their seal (`v1.{expiry}.{mac}.{json}`)
 // scripts    the Lua scripts (`scripts/*.lua`) and the lookup's answer
 // state      what callers and the background thread share; bounds, failures

@@ -4,9 +4,9 @@
 -- KEYS[1]  the revocation counter (...:gen)
 -- KEYS[2]  the account's index (...:a:{account id})
 -- ARGV[1]  the revocation channel
--- ARGV[2]  this instance's id (the message's sender)
--- ARGV[3]  what precedes a hash in an entry's key (...:t:)
--- ARGV[4]  the account id (the message's subject)
+-- ARGV[2]  the message before the counter (encoded in Rust, `messages`)
+-- ARGV[3]  the message after the counter
+-- ARGV[4]  what precedes a hash in an entry's key (...:t:)
 --
 -- Returns the new counter, which the message carries.
 --
@@ -24,8 +24,8 @@ elseif t == 'set' then
   members = redis.call('SMEMBERS', KEYS[2])
 end
 for _, h in ipairs(members) do
-  redis.call('DEL', ARGV[3] .. h)
+  redis.call('DEL', ARGV[4] .. h)
 end
 redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. g .. ' a ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. g .. ARGV[3])
 return g
