@@ -1,67 +1,132 @@
-//! Hit-rate simulator: replays workloads through the real `CachedVerifier`
-//! (an in-memory verifier counts the upstream calls) and beside each result
-//! computes Belady's optimal hit rate (OPT) for the same trace and capacity.
+//! Hit-rate simulator: replays seeded workloads through the cache's
+//! admission/eviction policy (`cache::policy::Policy`, W-TinyLFU with an
+//! adaptive window) beside the policy the crate had before (one global
+//! LRU, the `lru` crate), moka at the same capacity (the cache a user would
+//! build by hand), the real `CachedVerifier` as it is wired today, and
+//! Belady's optimum (OPT). It can write each trace for libCacheSim to
+//! replay with ARC, LIRS, S3-FIFO and W-TinyLFU (`scripts/libcachesim.py`),
+//! and merges those hit rates into its table when it finds them.
 //!
 //! ```text
-//! cargo run --release --example hitrate [-- --requests 1000000 --warmup 200000 --out docs/bench]
+//! cargo run --release --example hitrate -- --traces target/traces
+//! python3 scripts/libcachesim.py target/traces docs/bench/hitrate-lcs.csv
+//! cargo run --release --example hitrate            # the table, with libCacheSim's columns
 //! ```
 //!
-//! Prints a table, writes `hitrate.csv` and draws `hitrate.svg` in `--out`.
+//! Writes `hitrate.csv`, `hitrate.txt` (the printed table) and `hitrate.svg`
+//! in `--out`. `--quick` runs only the policy and the old LRU (for tuning),
+//! `--only` and `--caps` pick workloads and capacities, `--memory` prints
+//! the policy's heap bytes per entry at 100,000 entries instead, and
+//! `--hit-cost` the cost of a hit against the old LRU's.
 //!
-//! * Population: 100,000 valid tokens. Requests follow Zipf(s) over them,
-//!   s ∈ {0.6, 0.8, 1.0, 1.2} (rank 1 is the most requested), or uniform.
-//! * `scan`: Zipf(1.0) with, every 50,000 requests, a scan of 10,000
-//!   consecutive tokens of the population (a batch job walking the users).
-//! * `churn`: Zipf(1.0); after each request, with probability 1/500, that
-//!   user logs out (`invalidate_as_refused`, the local part of `AdminClient::logout`) and comes
-//!   back with a new token.
-//! * `flood`: Zipf(1.0) with 30 % of the requests carrying a never-seen
-//!   bogus token (refused upstream with code 190, cached negatively).
-//! * Capacities 1 % to 50 % of the population. The cache runs with its
-//!   default shard policy (up to 16 shards, each at least 64 entries, each
-//!   its own LRU), and again with one shard (a global LRU) to show what
-//!   sharding costs. TTLs are one day and jitter 0: nothing expires during a
-//!   run, so only capacity decides.
-//! * Hit rates count the requests after the warm-up only (same window for
-//!   the cache and for OPT). OPT is Belady's MIN with bypass: on a miss it
-//!   may decline to cache the token (when its next use is the farthest);
-//!   a bogus token, never requested again, is never cached by OPT.
+//! * Population: 100,000 valid tokens; a key is the SHA-256 of its token
+//!   string, as in the cache. Zipf(s) picks rank k with P ∝ 1 / (k + 1)^s.
+//! * `zipf-s`, s ∈ {0.6, 0.8, 1.0, 1.2}; `uniform`.
+//! * `zipf-1.0+scan`: every 60,000 requests, 10,000 consecutive users (a
+//!   batch job walking the users).
+//! * `shift`: Zipf(1.0) whose ranking drifts: every `SHIFT_EVERY` requests
+//!   every user moves one rank down (cooler) and the coldest user becomes
+//!   the hottest: popularity is born suddenly and fades gradually.
+//! * `loop`: 25,000 users in a fixed order, again and again (larger than
+//!   every capacity measured: LRU's worst case).
+//! * `zipf-1.0+churn`: after a request, with probability 1/500 the user
+//!   logs out (the cache forgets the token) and comes back with a new one.
+//! * `zipf-1.0+flood`: the `zipf-1.0` requests with never-repeated bogus
+//!   tokens interleaved (30 % of all requests). A bogus token is refused
+//!   upstream and cached on the negative side, so it never enters the
+//!   positive policy: the simulators skip it (the real `CachedVerifier`
+//!   gets it), and the hit rate counts the verified requests, to compare
+//!   with `zipf-1.0`. The `flood, recorded` figure runs the policy with
+//!   every bogus token recorded in its frequency sketch, as if a lookup
+//!   miss counted: what the doorkeeper protects against.
+//! * Capacities 1 % to 20 % of the population. Hit rates count the verified
+//!   requests after the warm-up (the first `--warmup` verified requests,
+//!   replayed but not measured), the same window for every policy.
+//! * OPT is Belady's MIN with bypass: on a miss it may decline to cache the
+//!   token whose next use is the farthest.
+//! * moka: `moka::sync::Cache` with `max_capacity`; `run_pending_tasks`
+//!   after every insertion, so that its admission decisions are applied
+//!   before the next request and it never holds more than its capacity.
 //! * Zipf sampling is a seeded splitmix64 PRNG and an inverse-CDF table:
 //!   every run replays the same traces.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_accountkit::cache::policy::Policy;
 use actix_accountkit::cache::{CacheConfig, CachedVerifier};
+use actix_accountkit::hash::token_hash;
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
 use clap::Parser;
 use futures::future::{BoxFuture, FutureExt};
 
+// Counts live heap bytes for `--memory`; the crate forbids `unsafe_code`,
+// so the `GlobalAlloc` impl lives in a dependency.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 const POPULATION: u32 = 100_000;
-const CAPACITY_PERCENT: [f64; 6] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+const CAPACITY_PERCENT: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 20.0];
 /// Keys at or above this are bogus tokens.
 const BOGUS: u32 = 1 << 31;
+/// The loop's length (users).
+const LOOP_LEN: u32 = 25_000;
+/// The shifting ranking moves one rank every this many requests.
+const SHIFT_EVERY: usize = 10;
+/// The research policies, as libCacheSim names them.
+const LCS_POLICIES: [&str; 4] = ["ARC", "LIRS", "S3FIFO", "WTinyLFU"];
 
 #[derive(Parser, Debug)]
-#[command(about = "Cache hit rates of CachedVerifier against Belady's optimum")]
+#[command(
+    about = "Hit rates of the cache policy against an LRU, moka, libCacheSim's policies and Belady's optimum"
+)]
 struct Args {
-    /// Requests measured per workload (after the warm-up).
+    /// Verified requests measured per workload (after the warm-up).
     #[arg(long, default_value_t = 1_000_000)]
     requests: usize,
-    /// Requests replayed first, not measured.
+    /// Verified requests replayed first, not measured.
     #[arg(long, default_value_t = 200_000)]
     warmup: usize,
-    /// Where to write hitrate.csv and hitrate.svg.
+    /// Where to write hitrate.csv, hitrate.txt and hitrate.svg.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
     /// PRNG seed.
     #[arg(long, default_value_t = 4)]
     seed: u64,
+    /// Write each workload's trace (verified requests, one key per line)
+    /// and `traces.json` here, for scripts/libcachesim.py.
+    #[arg(long)]
+    traces: Option<PathBuf>,
+    /// libCacheSim's hit rates (written by scripts/libcachesim.py); merged
+    /// into the table where their trace fingerprints match.
+    #[arg(long, default_value = "docs/bench/hitrate-lcs.csv", env = "LCS")]
+    lcs: PathBuf,
+    /// Only the policy and the old LRU (quick, for tuning); writes nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Only these workloads (comma-separated names).
+    #[arg(long)]
+    only: Option<String>,
+    /// Only these capacities (comma-separated percentages).
+    #[arg(long)]
+    caps: Option<String>,
+    /// Print the heap bytes per entry of the policy and of the old LRU at
+    /// 100,000 entries instead (a counting allocator), and exit.
+    #[arg(long)]
+    memory: bool,
+    /// Print the cost of a hit (policy `get` against `LruCache::get`, on a
+    /// warm 10,000-entry cache, keys already hashed) instead, and exit.
+    #[arg(long)]
+    hit_cost: bool,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 /// splitmix64: small, seeded, good enough for sampling.
@@ -126,32 +191,47 @@ struct Workload {
     events: Vec<Event>,
 }
 
+/// A workload ready to replay: each event's key hash, and the verified
+/// requests' keys for OPT and for libCacheSim.
+struct Trace {
+    name: String,
+    events: Vec<Event>,
+    hashes: Vec<[u8; 32]>,
+    /// Keys of the verified requests, in order.
+    keys: Vec<u32>,
+    next: Vec<usize>,
+    fingerprint: u64,
+}
+
 fn zipf_trace(rng: &mut Rng, s: f64, n: usize) -> Vec<Event> {
     let z = Zipf::new(POPULATION, s);
     (0..n).map(|_| Event::Get(z.sample(rng))).collect()
 }
 
-fn workloads(requests: usize, seed: u64) -> Vec<Workload> {
+fn workloads(n: usize, seed: u64) -> Vec<Workload> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
+    let mut zipf_1 = Vec::new();
     for s in [0.6, 0.8, 1.0, 1.2] {
+        let events = zipf_trace(&mut rng, s, n);
+        if s == 1.0 {
+            zipf_1 = events.clone();
+        }
         out.push(Workload {
             name: format!("zipf-{s:.1}"),
-            events: zipf_trace(&mut rng, s, requests),
+            events,
         });
     }
     out.push(Workload {
         name: "uniform".into(),
-        events: (0..requests)
-            .map(|_| Event::Get(rng.below(POPULATION)))
-            .collect(),
+        events: (0..n).map(|_| Event::Get(rng.below(POPULATION))).collect(),
     });
 
     let z = Zipf::new(POPULATION, 1.0);
-    // A scan of 10,000 consecutive users every 50,000 requests.
-    let mut events = Vec::with_capacity(requests);
+    // A scan of 10,000 consecutive users every 60,000 requests.
+    let mut events = Vec::with_capacity(n);
     let mut cursor = 0u32;
-    while events.len() < requests {
+    while events.len() < n {
         if events.len() % 60_000 == 50_000 {
             for _ in 0..10_000 {
                 events.push(Event::Get(cursor));
@@ -161,18 +241,37 @@ fn workloads(requests: usize, seed: u64) -> Vec<Workload> {
             events.push(Event::Get(z.sample(&mut rng)));
         }
     }
-    events.truncate(requests);
+    events.truncate(n);
     out.push(Workload {
         name: "zipf-1.0+scan".into(),
         events,
     });
 
+    // Rank r is user (r + N - offset) mod N: each step, every user cools by
+    // one rank, and the coldest becomes the hottest.
+    let events = (0..n)
+        .map(|i| {
+            let offset = ((i / SHIFT_EVERY) as u64 % u64::from(POPULATION)) as u32;
+            let rank = z.sample(&mut rng);
+            Event::Get((rank + POPULATION - offset) % POPULATION)
+        })
+        .collect();
+    out.push(Workload {
+        name: "shift".into(),
+        events,
+    });
+
+    out.push(Workload {
+        name: "loop".into(),
+        events: (0..n).map(|i| Event::Get(i as u32 % LOOP_LEN)).collect(),
+    });
+
     // Login/logout churn: user `rank` holds token `current[rank]`.
     let mut current: Vec<u32> = (0..POPULATION).collect();
     let mut next_key = POPULATION;
-    let mut events = Vec::with_capacity(requests + requests / 400);
+    let mut events = Vec::with_capacity(n + n / 400);
     let mut gets = 0;
-    while gets < requests {
+    while gets < n {
         let rank = z.sample(&mut rng) as usize;
         events.push(Event::Get(current[rank]));
         gets += 1;
@@ -187,18 +286,16 @@ fn workloads(requests: usize, seed: u64) -> Vec<Workload> {
         events,
     });
 
-    // 30 % never-seen bogus tokens.
+    // The zipf-1.0 requests with bogus tokens interleaved: 30 % of the total.
     let mut bogus = BOGUS;
-    let events = (0..requests)
-        .map(|_| {
-            if rng.below(10) < 3 {
-                bogus += 1;
-                Event::Get(bogus)
-            } else {
-                Event::Get(z.sample(&mut rng))
-            }
-        })
-        .collect();
+    let mut events = Vec::with_capacity(n * 10 / 7 + 1);
+    for e in zipf_1 {
+        while rng.below(10) < 3 {
+            bogus += 1;
+            events.push(Event::Get(bogus));
+        }
+        events.push(e);
+    }
     out.push(Workload {
         name: "zipf-1.0+flood".into(),
         events,
@@ -213,6 +310,148 @@ fn token_of(buf: &mut String, key: u32) {
     } else {
         let _ = write!(buf, "tok{key}");
     }
+}
+
+fn prepare(w: Workload) -> Trace {
+    let mut buf = String::new();
+    let hashes = w
+        .events
+        .iter()
+        .map(|e| {
+            let (Event::Get(k) | Event::Logout(k)) = *e;
+            token_of(&mut buf, k);
+            token_hash(&buf)
+        })
+        .collect();
+    let keys: Vec<u32> = w
+        .events
+        .iter()
+        .filter_map(|e| match *e {
+            Event::Get(k) if k < BOGUS => Some(k),
+            _ => None,
+        })
+        .collect();
+    // FNV-1a over the verified keys: ties libCacheSim's results to this trace.
+    let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
+    for k in &keys {
+        for b in k.to_le_bytes() {
+            fingerprint = (fingerprint ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    let next = next_uses(&keys);
+    Trace {
+        name: w.name,
+        events: w.events,
+        hashes,
+        keys,
+        next,
+        fingerprint,
+    }
+}
+
+/// Replays `trace` through a cache model: `lookup` answers whether a
+/// verified request hit (and records it); `miss` stores its key; `bogus`
+/// sees a bogus request; `logout` forgets a key. Returns the hits among the
+/// verified requests after the warm-up.
+fn replay(
+    trace: &Trace,
+    warmup: usize,
+    mut lookup: impl FnMut(&[u8; 32]) -> bool,
+    mut miss: impl FnMut([u8; 32]),
+    mut bogus: impl FnMut(&[u8; 32]),
+    mut logout: impl FnMut(&[u8; 32]),
+) -> u64 {
+    let (mut seen, mut hits) = (0usize, 0u64);
+    for (e, h) in trace.events.iter().zip(&trace.hashes) {
+        match *e {
+            Event::Get(k) if k >= BOGUS => bogus(h),
+            Event::Get(_) => {
+                if lookup(h) {
+                    if seen >= warmup {
+                        hits += 1;
+                    }
+                } else {
+                    miss(*h);
+                }
+                seen += 1;
+            }
+            Event::Logout(_) => logout(h),
+        }
+    }
+    hits
+}
+
+struct Ours {
+    hits: u64,
+    window_percent: f64,
+    admitted: u64,
+    rejected: u64,
+}
+
+fn run_ours(trace: &Trace, capacity: usize, warmup: usize, record_bogus: bool) -> Ours {
+    let policy = std::cell::RefCell::new(Policy::<()>::new(capacity));
+    let hits = replay(
+        trace,
+        warmup,
+        |h| policy.borrow_mut().get(h).is_some(),
+        |h| {
+            let _ = policy.borrow_mut().insert(h, ());
+        },
+        |h| {
+            if record_bogus {
+                policy.borrow_mut().record_access(h);
+            }
+        },
+        |h| {
+            policy.borrow_mut().remove(h);
+        },
+    );
+    let p = policy.into_inner();
+    assert!(p.len() <= capacity);
+    let s = p.stats();
+    Ours {
+        hits,
+        window_percent: 100.0 * s.window_max as f64 / capacity as f64,
+        admitted: s.admitted,
+        rejected: s.rejected,
+    }
+}
+
+fn run_lru(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
+    let cap = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+    let lru = std::cell::RefCell::new(lru::LruCache::<[u8; 32], ()>::new(cap));
+    replay(
+        trace,
+        warmup,
+        |h| lru.borrow_mut().get(h).is_some(),
+        |h| {
+            lru.borrow_mut().put(h, ());
+        },
+        |_| {},
+        |h| {
+            lru.borrow_mut().pop(h);
+        },
+    )
+}
+
+fn run_moka(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
+    let cache: moka::sync::Cache<[u8; 32], ()> = moka::sync::Cache::builder()
+        .max_capacity(capacity as u64)
+        .build();
+    let hits = replay(
+        trace,
+        warmup,
+        |h| cache.get(h).is_some(),
+        |h| {
+            cache.insert(h, ());
+            cache.run_pending_tasks();
+        },
+        |_| {},
+        |h| cache.invalidate(h),
+    );
+    cache.run_pending_tasks();
+    assert!(cache.entry_count() <= capacity as u64);
+    hits
 }
 
 /// Accepts `tok…`, refuses `bad…` with 190; answers at once; counts calls.
@@ -233,24 +472,17 @@ impl Verifier for Counting {
     }
 }
 
-struct Measured {
-    hits: u64,
-    requests: u64,
-    upstream: u64,
-    shards: usize,
-}
-
-/// Replays `events` through a real `CachedVerifier` as the middleware
-/// drives it: `verify_now` (the synchronous hit path), then `verify` on a
-/// miss; logouts call `invalidate_as_refused`.
-fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -> Measured {
+/// Replays `trace` through a real `CachedVerifier` (default shards) as the
+/// middleware drives it: `verify_now` (the hit path), then `verify` on a
+/// miss; logouts call `invalidate_as_refused` (the local part of
+/// `AdminClient::logout`).
+fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
     let upstream = Arc::new(Counting::default());
     let day = Duration::from_secs(24 * 3600);
     let cache = CachedVerifier::from_arc(
         upstream.clone(),
         CacheConfig::builder()
             .capacity(capacity)
-            .shards(max_shards)
             .ttl(day)
             .negative_ttl(day)
             .ttl_jitter(0.0)
@@ -258,13 +490,10 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
             .expect("cache settings"),
     );
     let mut buf = String::new();
-    let (mut seen, mut hits, mut calls_at_warmup) = (0usize, 0u64, 0u64);
-    for event in events {
+    let (mut seen, mut hits) = (0usize, 0u64);
+    for event in &trace.events {
         match *event {
             Event::Get(key) => {
-                if seen == warmup {
-                    calls_at_warmup = upstream.calls.load(Ordering::Relaxed);
-                }
                 token_of(&mut buf, key);
                 let hit = match cache.verify_now(&buf) {
                     Some(_) => true,
@@ -273,10 +502,12 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
                         false
                     }
                 };
-                if seen >= warmup && hit {
-                    hits += 1;
+                if key < BOGUS {
+                    if seen >= warmup && hit {
+                        hits += 1;
+                    }
+                    seen += 1;
                 }
-                seen += 1;
             }
             Event::Logout(key) => {
                 token_of(&mut buf, key);
@@ -284,44 +515,25 @@ fn replay(events: &[Event], capacity: usize, max_shards: usize, warmup: usize) -
             }
         }
     }
-    let stats = cache.stats();
     assert_eq!(
-        stats.upstream_calls,
+        cache.stats().upstream_calls,
         upstream.calls.load(Ordering::Relaxed),
         "the cache counts what the verifier saw"
     );
-    Measured {
-        hits,
-        requests: (seen - warmup) as u64,
-        upstream: upstream.calls.load(Ordering::Relaxed) - calls_at_warmup,
-        shards: format!("{cache:?}")
-            .split("shards: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-    }
+    hits
 }
 
-/// Belady's MIN with bypass over the requests of `events`; returns the hits
+/// Belady's MIN with bypass over the verified requests; returns the hits
 /// after the warm-up.
 fn belady(keys: &[u32], next: &[usize], capacity: usize, warmup: usize) -> u64 {
     const NEVER: usize = usize::MAX - 1;
     const ABSENT: usize = usize::MAX;
-    let max_key = keys
-        .iter()
-        .filter(|&&k| k < BOGUS)
-        .max()
-        .copied()
-        .unwrap_or(0) as usize;
+    let max_key = keys.iter().max().copied().unwrap_or(0) as usize;
     // cached[k] = the next use the cache holds key k for, or ABSENT.
     let mut cached = vec![ABSENT; max_key + 1];
     let mut heap: BinaryHeap<(usize, u32)> = BinaryHeap::new();
     let (mut size, mut hits) = (0usize, 0u64);
     for (i, (&k, &nu)) in keys.iter().zip(next).enumerate() {
-        if k >= BOGUS {
-            continue; // never requested again: a miss, never cached
-        }
         let slot = k as usize;
         if cached[slot] != ABSENT {
             if i >= warmup {
@@ -367,114 +579,354 @@ fn belady(keys: &[u32], next: &[usize], capacity: usize, warmup: usize) -> u64 {
 /// For each request, the index of the next request with the same key.
 fn next_uses(keys: &[u32]) -> Vec<usize> {
     const NEVER: usize = usize::MAX - 1;
-    let max_key = keys
-        .iter()
-        .filter(|&&k| k < BOGUS)
-        .max()
-        .copied()
-        .unwrap_or(0) as usize;
+    let max_key = keys.iter().max().copied().unwrap_or(0) as usize;
     let mut last = vec![NEVER; max_key + 1];
     let mut next = vec![NEVER; keys.len()];
     for i in (0..keys.len()).rev() {
         let k = keys[i];
-        if k < BOGUS {
-            next[i] = last[k as usize];
-            last[k as usize] = i;
-        }
+        next[i] = last[k as usize];
+        last[k as usize] = i;
     }
     next
 }
 
+#[derive(Clone, Default)]
 struct Row {
     workload: String,
     percent: f64,
     capacity: usize,
-    sharded: Measured,
-    one_shard: Measured,
-    opt_hits: u64,
+    requests: u64,
+    ours: f64,
+    window_percent: f64,
+    admitted: u64,
+    rejected: u64,
+    lru: f64,
+    moka: Option<f64>,
+    cache: Option<f64>,
+    opt: Option<f64>,
+    /// ARC, LIRS, S3-FIFO, W-TinyLFU.
+    lcs: [Option<f64>; 4],
+    /// Only on the flood: the policy with the bogus tokens recorded.
+    recorded: Option<f64>,
 }
 
 impl Row {
-    fn rate(&self, hits: u64) -> f64 {
-        hits as f64 / self.sharded.requests as f64
+    fn best_lcs(&self) -> Option<f64> {
+        self.lcs.iter().flatten().copied().reduce(f64::max)
     }
+    fn peer_best(&self) -> f64 {
+        self.moka.map_or(self.lru, |m| m.max(self.lru))
+    }
+}
+
+/// libCacheSim's hit rates by (workload, capacity, policy), kept where the
+/// trace fingerprint and the warm-up match this run's.
+fn read_lcs(path: &Path, traces: &[Trace], warmup: usize) -> HashMap<(String, usize, String), f64> {
+    let mut out = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    let prints: HashMap<&str, u64> = traces
+        .iter()
+        .map(|t| (t.name.as_str(), t.fingerprint))
+        .collect();
+    let mut stale = 0;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let [workload, capacity, policy, rate, fingerprint, warm] = f[..] else {
+            continue;
+        };
+        let (Ok(capacity), Ok(rate), Ok(fingerprint), Ok(warm)) = (
+            capacity.parse::<usize>(),
+            rate.parse::<f64>(),
+            u64::from_str_radix(fingerprint, 16),
+            warm.parse::<usize>(),
+        ) else {
+            continue;
+        };
+        if prints.get(workload) == Some(&fingerprint) && warm == warmup {
+            out.insert((workload.to_string(), capacity, policy.to_string()), rate);
+        } else if prints.contains_key(workload) {
+            stale += 1;
+        }
+    }
+    if stale > 0 {
+        eprintln!(
+            "{}: {stale} results for other traces ignored (re-run scripts/libcachesim.py)",
+            path.display()
+        );
+    }
+    out
+}
+
+fn write_traces(dir: &Path, traces: &[Trace], args: &Args) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut list = Vec::new();
+    for t in traces {
+        let file = format!("{}.txt", t.name);
+        let mut text = String::with_capacity(t.keys.len() * 7);
+        for k in &t.keys {
+            let _ = writeln!(text, "{k}");
+        }
+        std::fs::write(dir.join(&file), text)?;
+        list.push(serde_json::json!({
+            "name": t.name,
+            "file": file,
+            "requests": t.keys.len(),
+            "fingerprint": format!("{:016x}", t.fingerprint),
+        }));
+    }
+    let capacities: Vec<usize> = CAPACITY_PERCENT.iter().map(|&p| capacity_of(p)).collect();
+    let meta = serde_json::json!({
+        "seed": args.seed,
+        "warmup": args.warmup,
+        "requests": args.requests,
+        "capacities": capacities,
+        "workloads": list,
+    });
+    std::fs::write(
+        dir.join("traces.json"),
+        serde_json::to_string_pretty(&meta).unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+fn capacity_of(percent: f64) -> usize {
+    (f64::from(POPULATION) * percent / 100.0) as usize
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{:.2}", 100.0 * v))
+}
+
+/// Heap bytes per entry at 100,000 entries: the old LRU and the policy,
+/// filled with distinct keys (as benches/memory.rs fills the cache), and the
+/// policy after a Zipf(1.0) run at that capacity (segments and their maps
+/// at their steady sizes, the window moved by the climber). The value is
+/// 24 bytes, as the cache's (an `Arc` and an `Instant`).
+fn memory() {
+    type Value = (usize, Instant);
+    const N: usize = 100_000;
+    let live = |r: &stats_alloc::Region<'_, std::alloc::System>| {
+        let c = r.change();
+        c.bytes_allocated as i64 - c.bytes_deallocated as i64
+    };
+    let keys: Vec<[u8; 32]> = (0..2 * N as u64)
+        .map(|i| token_hash(&format!("tok{i}")))
+        .collect();
+    let now = Instant::now();
+
+    let region = stats_alloc::Region::new(GLOBAL);
+    let mut old = lru::LruCache::<[u8; 32], Value>::new(NonZeroUsize::MIN.saturating_add(N - 1));
+    for (i, k) in keys[..N].iter().enumerate() {
+        old.put(*k, (i, now));
+    }
+    let old_bytes = live(&region);
+    drop(old);
+
+    let region = stats_alloc::Region::new(GLOBAL);
+    let mut policy = Policy::<Value>::new(N);
+    for (i, k) in keys[..N].iter().enumerate() {
+        let _ = policy.insert(*k, (i, now));
+    }
+    let filled = live(&region);
+    let sketch = policy.stats().sketch_bytes;
+    drop(policy);
+
+    let zipf = Zipf::new(2 * N as u32, 1.0);
+    let mut rng = Rng(1);
+    let region = stats_alloc::Region::new(GLOBAL);
+    let mut policy = Policy::<Value>::new(N);
+    for _ in 0..3_000_000 {
+        let i = zipf.sample(&mut rng) as usize;
+        if policy.get(&keys[i]).is_none() {
+            let _ = policy.insert(keys[i], (i, now));
+        }
+    }
+    let steady = live(&region);
+    let s = policy.stats();
+    let per = |b: i64, n: usize| b as f64 / n as f64;
+    println!("heap bytes per entry at {N} entries (value: 24 bytes)");
+    println!(
+        "  old LRU (lru::LruCache::new({N})), filled          {:>7.1} B",
+        per(old_bytes, N)
+    );
+    println!("  policy, filled with {N} distinct keys             {:>7.1} B  (+{:.1} B; of which the sketch {:.1} B)", per(filled, N), per(filled - old_bytes, N), per(sketch as i64, N));
+    println!(
+        "  policy after 3,000,000 Zipf(1.0) requests over {} keys ({} entries: window {}, probation {}, protected {})  {:>7.1} B",
+        2 * N, policy.len(), s.window_len, s.probation_len, s.protected_len, per(steady, policy.len())
+    );
+}
+
+/// Nanoseconds per hit: the policy's `get` (promotion, sketch increment,
+/// climber count) against the old `LruCache::get`, 10,000 warm entries,
+/// the 1,000 hottest keys looked up in turn. Median of 5 rounds.
+fn hit_cost() {
+    use std::hint::black_box;
+    const N: usize = 10_000;
+    let keys: Vec<[u8; 32]> = (0..N as u64)
+        .map(|i| token_hash(&format!("tok{i}")))
+        .collect();
+    let mut policy = Policy::<u64>::new(N);
+    let mut old = lru::LruCache::<[u8; 32], u64>::new(NonZeroUsize::MIN.saturating_add(N - 1));
+    for (i, k) in keys.iter().enumerate() {
+        let _ = policy.insert(*k, i as u64);
+        old.put(*k, i as u64);
+    }
+    let rounds = 2_000_000;
+    let median = |mut f: Box<dyn FnMut() -> f64>| {
+        let mut v: Vec<f64> = (0..5).map(|_| f()).collect();
+        v.sort_by(f64::total_cmp);
+        v[2]
+    };
+    let p = median(Box::new(|| {
+        let t = Instant::now();
+        for i in 0..rounds {
+            black_box(policy.get(black_box(&keys[i % 1_000])));
+        }
+        t.elapsed().as_nanos() as f64 / rounds as f64
+    }));
+    let l = median(Box::new(|| {
+        let t = Instant::now();
+        for i in 0..rounds {
+            black_box(old.get(black_box(&keys[i % 1_000])));
+        }
+        t.elapsed().as_nanos() as f64 / rounds as f64
+    }));
+    println!(
+        "hit, warm 10,000 entries: policy get {p:.1} ns, LruCache get {l:.1} ns ({:+.1} ns)",
+        p - l
+    );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let total = args.warmup + args.requests;
+    if args.memory {
+        memory();
+        return Ok(());
+    }
+    if args.hit_cost {
+        hit_cost();
+        return Ok(());
+    }
     let started = Instant::now();
-    let mut rows = Vec::new();
-    println!(
-        "population {POPULATION} tokens, {} measured requests after {} warm-up, seed {}",
-        args.requests, args.warmup, args.seed
-    );
-    println!(
-        "{:<16} {:>5} {:>6} {:>6} {:>9} {:>12} {:>10} {:>8} {:>8}",
-        "workload", "cap%", "cap", "shards", "hit rate", "upstream/1k", "1 shard", "OPT", "LRU/OPT"
-    );
-    for w in workloads(total, args.seed) {
-        let keys: Vec<u32> = w
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Get(k) => Some(*k),
-                Event::Logout(_) => None,
-            })
-            .collect();
-        let next = next_uses(&keys);
-        for percent in CAPACITY_PERCENT {
-            let capacity = (f64::from(POPULATION) * percent / 100.0) as usize;
-            let row = Row {
-                workload: w.name.clone(),
-                percent,
-                capacity,
-                sharded: replay(&w.events, capacity, 16, args.warmup),
-                one_shard: replay(&w.events, capacity, 1, args.warmup),
-                opt_hits: belady(&keys, &next, capacity, args.warmup),
-            };
-            let (lru, opt) = (row.rate(row.sharded.hits), row.rate(row.opt_hits));
-            println!(
-                "{:<16} {:>4}% {:>6} {:>6} {:>8.2}% {:>12.1} {:>9.2}% {:>7.2}% {:>8.3}",
-                row.workload,
-                row.percent,
-                row.capacity,
-                row.sharded.shards,
-                100.0 * lru,
-                1000.0 * row.sharded.upstream as f64 / row.sharded.requests as f64,
-                100.0 * row.rate(row.one_shard.hits),
-                100.0 * opt,
-                if opt > 0.0 { lru / opt } else { 0.0 },
-            );
-            rows.push(row);
+    let total = args.warmup + args.requests;
+    let only: Option<Vec<&str>> = args.only.as_deref().map(|s| s.split(',').collect());
+    let traces: Vec<Trace> = workloads(total, args.seed)
+        .into_iter()
+        .filter(|w| only.as_ref().is_none_or(|o| o.contains(&w.name.as_str())))
+        .map(prepare)
+        .collect();
+    if let Some(dir) = &args.traces {
+        write_traces(dir, &traces, &args)?;
+        println!("wrote the traces and traces.json in {}", dir.display());
+    }
+    let lcs = read_lcs(&args.lcs, &traces, args.warmup);
+
+    let jobs: Vec<(usize, f64)> = (0..traces.len())
+        .flat_map(|t| CAPACITY_PERCENT.iter().map(move |&p| (t, p)))
+        .filter(|(_, p)| {
+            args.caps
+                .as_deref()
+                .is_none_or(|c| c.split(',').any(|x| x.parse::<f64>().ok() == Some(*p)))
+        })
+        .collect();
+    let next_job = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..args.threads.max(1) {
+            s.spawn(|| loop {
+                let j = next_job.fetch_add(1, Ordering::Relaxed);
+                let Some(&(t, percent)) = jobs.get(j) else {
+                    break;
+                };
+                let trace = &traces[t];
+                let capacity = capacity_of(percent);
+                let requests = (trace.keys.len() - args.warmup) as u64;
+                let rate = |hits: u64| hits as f64 / requests as f64;
+                let ours = run_ours(trace, capacity, args.warmup, false);
+                let mut row = Row {
+                    workload: trace.name.clone(),
+                    percent,
+                    capacity,
+                    requests,
+                    ours: rate(ours.hits),
+                    window_percent: ours.window_percent,
+                    admitted: ours.admitted,
+                    rejected: ours.rejected,
+                    lru: rate(run_lru(trace, capacity, args.warmup)),
+                    ..Row::default()
+                };
+                if !args.quick {
+                    row.moka = Some(rate(run_moka(trace, capacity, args.warmup)));
+                    row.cache = Some(rate(run_cache(trace, capacity, args.warmup)));
+                    row.opt = Some(rate(belady(
+                        &trace.keys,
+                        &trace.next,
+                        capacity,
+                        args.warmup,
+                    )));
+                    if trace.name.ends_with("+flood") {
+                        row.recorded =
+                            Some(rate(run_ours(trace, capacity, args.warmup, true).hits));
+                    }
+                }
+                for (i, p) in LCS_POLICIES.iter().enumerate() {
+                    row.lcs[i] = lcs
+                        .get(&(trace.name.clone(), capacity, (*p).to_string()))
+                        .copied();
+                }
+                if let Ok(mut rows) = rows.lock() {
+                    rows.push((j, row));
+                }
+            });
         }
+    });
+    let mut rows = rows.into_inner().unwrap_or_default();
+    rows.sort_by_key(|(j, _)| *j);
+    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
+
+    let table = render(&rows, &args);
+    print!("{table}");
+    if args.quick {
+        return Ok(());
     }
     std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("hitrate.txt"), &table)?;
     let csv = args.out.join("hitrate.csv");
     let mut out = String::from(
-        "workload,capacity_percent,capacity,shards,hit_rate,upstream_per_1000,hit_rate_one_shard,upstream_per_1000_one_shard,opt_hit_rate,requests\n",
+        "workload,capacity_percent,capacity,requests,ours,old_lru,moka,cached_verifier,arc,lirs,s3fifo,wtinylfu,opt,ours_over_opt,ours_window_percent,ours_admitted,ours_rejected,ours_flood_recorded\n",
     );
+    let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.6}"));
     for r in &rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.6},{:.3},{:.6},{:.3},{:.6},{}",
+            "{},{},{},{},{:.6},{:.6},{},{},{},{},{},{},{},{},{:.2},{},{},{}",
             r.workload,
             r.percent,
             r.capacity,
-            r.sharded.shards,
-            r.rate(r.sharded.hits),
-            1000.0 * r.sharded.upstream as f64 / r.sharded.requests as f64,
-            r.rate(r.one_shard.hits),
-            1000.0 * r.one_shard.upstream as f64 / r.one_shard.requests as f64,
-            r.rate(r.opt_hits),
-            r.sharded.requests,
+            r.requests,
+            r.ours,
+            r.lru,
+            f(r.moka),
+            f(r.cache),
+            f(r.lcs[0]),
+            f(r.lcs[1]),
+            f(r.lcs[2]),
+            f(r.lcs[3]),
+            f(r.opt),
+            f(r.opt.filter(|&o| o > 0.0).map(|o| r.ours / o)),
+            r.window_percent,
+            r.admitted,
+            r.rejected,
+            f(r.recorded),
         );
     }
     std::fs::write(&csv, out)?;
     let svg = args.out.join("hitrate.svg");
     plot(&rows, &svg)?;
     println!(
-        "wrote {} and {} in {:.1} s",
+        "wrote {}, hitrate.txt and {} in {:.1} s",
         csv.display(),
         svg.display(),
         started.elapsed().as_secs_f64()
@@ -482,7 +934,84 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+/// The printed table, with each row's distance to the targets: ours −
+/// max(moka, old LRU) ≥ −0.5 points, ours − best research policy ≥ −1.5.
+fn render(rows: &[Row], args: &Args) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "population {POPULATION} tokens; {} measured verified requests after {} warm-up; seed {}; hit rates in % of verified requests",
+        args.requests, args.warmup, args.seed
+    );
+    let _ = writeln!(
+        t,
+        "{:<15} {:>4} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>5}",
+        "workload", "cap%", "cap", "ours", "LRU", "moka", "cache", "ARC", "LIRS", "S3FIFO", "WTLFU", "OPT", "/OPT", "Δpeer", "Δbest", "win%"
+    );
+    let mut misses = Vec::new();
+    for r in rows {
+        let d_peer = 100.0 * (r.ours - r.peer_best());
+        let d_best = r.best_lcs().map(|b| 100.0 * (r.ours - b));
+        let _ = writeln!(
+            t,
+            "{:<15} {:>4} {:>6} | {:>6.2} {:>6.2} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} | {:>+6.2} {:>6} {:>5.1}",
+            r.workload,
+            r.percent,
+            r.capacity,
+            100.0 * r.ours,
+            100.0 * r.lru,
+            pct(r.moka),
+            pct(r.cache),
+            pct(r.lcs[0]),
+            pct(r.lcs[1]),
+            pct(r.lcs[2]),
+            pct(r.lcs[3]),
+            pct(r.opt),
+            r.opt
+                .filter(|&o| o > 0.0)
+                .map_or_else(|| "-".into(), |o| format!("{:.3}", r.ours / o)),
+            d_peer,
+            d_best.map_or_else(|| "-".into(), |d| format!("{d:+.2}")),
+            r.window_percent,
+        );
+        if d_peer < -0.5 || d_best.is_some_and(|d| d < -1.5) {
+            misses.push(format!(
+                "{} at {}%: {:+.2} vs max(moka, LRU), {} vs best research policy",
+                r.workload,
+                r.percent,
+                d_peer,
+                d_best.map_or_else(|| "-".into(), |d| format!("{d:+.2}"))
+            ));
+        }
+    }
+    for r in rows.iter().filter(|r| r.recorded.is_some()) {
+        let base = rows
+            .iter()
+            .find(|b| b.workload == "zipf-1.0" && b.capacity == r.capacity);
+        let _ = writeln!(
+            t,
+            "flood at {}%: verified hit rate {:.2} (same trace without the flood: {}); with every bogus token recorded in the sketch: {}",
+            r.percent,
+            100.0 * r.ours,
+            base.map_or_else(|| "-".into(), |b| format!("{:.2}", 100.0 * b.ours)),
+            pct(r.recorded),
+        );
+    }
+    if misses.is_empty() {
+        let _ = writeln!(
+            t,
+            "targets (≥ max(moka, LRU) − 0.5; ≥ best of ARC/LIRS/S3-FIFO/W-TinyLFU − 1.5): met on every row shown"
+        );
+    } else {
+        let _ = writeln!(t, "targets missed on {} rows:", misses.len());
+        for m in misses {
+            let _ = writeln!(t, "  {m}");
+        }
+    }
+    t
+}
+
+fn plot(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
 
     let mut names: Vec<&str> = Vec::new();
@@ -491,23 +1020,34 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), Box<dyn std::error::
             names.push(&r.workload);
         }
     }
-    let root = SVGBackend::new(path, (1600, 860)).into_drawing_area();
+    let root = SVGBackend::new(path, (1800, 900)).into_drawing_area();
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(50);
     title.draw(&Text::new(
-        "Hit rate against capacity (% of 100,000 tokens): CachedVerifier (sharded LRU), one-shard LRU, Belady OPT",
+        "Hit rate (% of verified requests) against capacity (% of 100,000 tokens): ours (W-TinyLFU, adaptive window), old LRU, moka, libCacheSim's ARC / LIRS / S3-FIFO / W-TinyLFU, Belady OPT",
         (20, 15),
-        ("sans-serif", 20).into_font(),
+        ("sans-serif", 17).into_font(),
     ))?;
     let panels = body.split_evenly((2, names.len().div_ceil(2)));
+    let lcs_colors = [
+        RGBColor(230, 140, 0),
+        RGBColor(150, 60, 200),
+        RGBColor(0, 160, 160),
+        RGBColor(120, 120, 120),
+    ];
     for (name, panel) in names.iter().zip(panels.iter()) {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.workload == *name).collect();
+        let top = mine
+            .iter()
+            .filter_map(|r| r.opt)
+            .fold(mine.iter().map(|r| r.ours).fold(0.0, f64::max), f64::max);
+        let y_max = (100.0 * top / 10.0).ceil() * 10.0 + 5.0;
         let mut chart = ChartBuilder::on(panel)
             .caption(*name, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(45)
-            .build_cartesian_2d((1f64..50f64).log_scale(), 0f64..100f64)?;
+            .build_cartesian_2d((1f64..20f64).log_scale(), 0f64..y_max.min(100.0))?;
         chart
             .configure_mesh()
             .x_desc("capacity %")
@@ -515,39 +1055,52 @@ fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), Box<dyn std::error::
             .x_labels(6)
             .y_labels(6)
             .draw()?;
-        let series = |f: &dyn Fn(&Row) -> u64| -> Vec<(f64, f64)> {
+        let series = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
             mine.iter()
-                .map(|r| (r.percent, 100.0 * r.rate(f(r))))
+                .filter_map(|r| f(r).map(|v| (r.percent, 100.0 * v)))
                 .collect()
         };
         chart
-            .draw_series(LineSeries::new(
-                series(&|r| r.opt_hits),
-                RED.stroke_width(2),
-            ))?
+            .draw_series(LineSeries::new(series(&|r| r.opt), RED.stroke_width(2)))?
             .label("OPT")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        for (i, p) in ["ARC", "LIRS", "S3-FIFO", "W-TinyLFU"].iter().enumerate() {
+            let color = lcs_colors[i];
+            let points = series(&|r| r.lcs[i]);
+            if points.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(DashedLineSeries::new(points, 4, 3, color.stroke_width(1)))?
+                .label(*p)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
         chart
-            .draw_series(LineSeries::new(
-                series(&|r| r.sharded.hits),
-                BLUE.stroke_width(2),
-            ))?
-            .label("CachedVerifier")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            .draw_series(LineSeries::new(series(&|r| r.moka), GREEN.stroke_width(2)))?
+            .label("moka")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
         chart
             .draw_series(DashedLineSeries::new(
-                series(&|r| r.one_shard.hits),
+                series(&|r| Some(r.lru)),
                 6,
                 4,
-                BLACK.stroke_width(1),
+                BLACK.stroke_width(2),
             ))?
-            .label("1-shard LRU")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+            .label("old LRU")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(
+                series(&|r| Some(r.ours)),
+                BLUE.stroke_width(3),
+            ))?
+            .label("ours")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(3)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
+            .label_font(("sans-serif", 11))
             .draw()?;
     }
     root.present()?;

@@ -67,6 +67,10 @@ use crate::shared::{
 use crate::types::Account;
 use crate::verify::{Refusal, Verification, Verifier};
 
+#[doc(hidden)]
+pub mod policy;
+mod sketch;
+
 /// Verified accounts kept. Default is 10,000.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 /// How long a verified account is trusted. Default is 5 minutes: a token
