@@ -246,6 +246,8 @@ impl Config {
     /// here, so no derived key can equal an `appsecret_proof` (HMAC keyed
     /// by the secret over a token), whatever the token; and a key derived
     /// for one purpose or one app says nothing about another.
+    // Used by the Redis tier only.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn derive_key(&self, purpose: &str) -> SecretBox<[u8; 32]> {
         hkdf_sha256(
             purpose.as_bytes(),
@@ -403,6 +405,7 @@ impl ConfigBuilder {
 }
 
 /// HMAC-SHA256 keyed with `key`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length (RFC 2104: longer ones are hashed,
     // shorter ones padded); the hmac crate's `new_from_slice` never fails
@@ -412,6 +415,7 @@ pub(crate) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
 }
 
 /// HKDF-SHA256 (RFC 5869) with one output block (32 bytes).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> SecretBox<[u8; 32]> {
     let mut extract = hmac_sha256(salt);
     extract.update(ikm);
