@@ -1171,6 +1171,8 @@ mod tests {
     struct MemoryTier {
         entries: Mutex<HashMap<TokenHash, (Verification, Duration)>>,
         sinks: Mutex<Vec<RevocationSink>>,
+        /// The app it is bound to, if any.
+        app: Option<&'static str>,
     }
 
     impl SharedTier for MemoryTier {
@@ -1211,6 +1213,9 @@ mod tests {
         }
         fn stats(&self) -> SharedStats {
             SharedStats::default()
+        }
+        fn app_id(&self) -> Option<&str> {
+            self.app
         }
     }
 
@@ -1314,15 +1319,26 @@ mod tests {
         assert!(*max - *min > Duration::from_secs(15), "{min:?}..{max:?}");
     }
 
-    /// Waits until released; counts calls.
-    struct Gate(tokio::sync::Semaphore, AtomicUsize);
+    /// Waits until released, then gives its answer; counts calls.
+    struct Gate(tokio::sync::Semaphore, AtomicUsize, Verification);
+
+    impl Gate {
+        /// Refuses every token once released.
+        fn refusing() -> Self {
+            Self::answering(Err(Refusal::InvalidToken { subcode: None }))
+        }
+
+        fn answering(answer: Verification) -> Self {
+            Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0), answer)
+        }
+    }
 
     impl Verifier for Gate {
         fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
             self.1.fetch_add(1, Ordering::SeqCst);
             async move {
                 let _permit = self.0.acquire().await;
-                Err(Refusal::InvalidToken { subcode: None })
+                self.2.clone()
             }
             .boxed()
         }
@@ -1330,7 +1346,7 @@ mod tests {
 
     #[tokio::test]
     async fn in_flight_upstream_calls_are_bounded() {
-        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+        let gate = Arc::new(Gate::refusing());
         let c = CachedVerifier::from_arc(
             gate.clone(),
             CacheConfig::builder().max_in_flight(3).build().unwrap(),
@@ -1435,7 +1451,7 @@ mod tests {
 
     #[test]
     fn without_a_runtime_a_dropped_flight_gives_its_slot_back() {
-        let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+        let gate = Arc::new(Gate::refusing());
         let c = CachedVerifier::from_arc(
             gate.clone(),
             CacheConfig::builder().max_in_flight(1).build().unwrap(),
@@ -1450,20 +1466,6 @@ mod tests {
         assert!(matches!(outcome, Err(Refusal::InvalidToken { .. })));
     }
 
-    /// Answers `acct1` once released; counts calls.
-    struct Held(tokio::sync::Semaphore, AtomicUsize);
-
-    impl Verifier for Held {
-        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
-            self.1.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let _permit = self.0.acquire().await;
-                Ok(Arc::new(Account::new("acct1")))
-            }
-            .boxed()
-        }
-    }
-
     // Issue 10 §5: a flight from before an account-wide revocation must not
     // answer a request made after it.
     #[tokio::test]
@@ -1472,7 +1474,7 @@ mod tests {
             (|c: &CachedVerifier| c.invalidate_account("acct1")) as fn(&CachedVerifier),
             |c: &CachedVerifier| c.invalidate_all(),
         ] {
-            let held = Arc::new(Held(tokio::sync::Semaphore::new(0), AtomicUsize::new(0)));
+            let held = Arc::new(Gate::answering(Ok(Arc::new(Account::new("acct1")))));
             let c = CachedVerifier::from_arc(held.clone(), CacheConfig::default());
             let before = c.verify("ok1");
             let joined = c.verify("ok1");
@@ -1495,34 +1497,6 @@ mod tests {
 
     #[test]
     fn a_tier_of_another_app_is_refused() {
-        #[derive(Debug, Default)]
-        struct Bound(MemoryTier);
-        impl SharedTier for Bound {
-            fn attach(&self, sink: RevocationSink) {
-                self.0.attach(sink)
-            }
-            fn get<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, SharedLookup> {
-                self.0.get(key)
-            }
-            fn store<'a>(
-                &'a self,
-                key: &'a TokenHash,
-                ticket: u64,
-                answer: Option<&'a Verification>,
-                ttl: Duration,
-            ) -> BoxFuture<'a, ()> {
-                self.0.store(key, ticket, answer, ttl)
-            }
-            fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, ()> {
-                self.0.publish(revocation)
-            }
-            fn stats(&self) -> SharedStats {
-                self.0.stats()
-            }
-            fn app_id(&self) -> Option<&str> {
-                Some("1111")
-            }
-        }
         struct OfApp(&'static str);
         impl Verifier for OfApp {
             fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
@@ -1532,7 +1506,10 @@ mod tests {
                 Some(self.0)
             }
         }
-        let tier: Arc<dyn SharedTier> = Arc::new(Bound::default());
+        let tier: Arc<dyn SharedTier> = Arc::new(MemoryTier {
+            app: Some("1111"),
+            ..MemoryTier::default()
+        });
         let other = CachedVerifier::with_shared_tier(
             Arc::new(OfApp("2222")),
             CacheConfig::default(),
