@@ -12,9 +12,10 @@
 //! * Same header line and columns as the script (`ID, Phone, Email`), real
 //!   CSV quoting, an empty field for a missing phone or email.
 //! * Progress on stderr; a one-line summary at the end.
-//! * Retries: transport errors, 5xx other than Graph code 2, and rate
-//!   limiting are retried 3 times per page with exponential backoff (0.5 s,
-//!   1 s, 2 s, jittered); anything else stops the export.
+//! * Retries: transport errors, 5xx, Graph code 2 (an outage, or a wrong app
+//!   id or secret: the answer cannot tell) and rate limiting are retried 3
+//!   times per page with exponential backoff (0.5 s, 1 s, 2 s, jittered);
+//!   anything else stops the export.
 //! * Nothing lost, nothing half-written: the CSV is written to a temporary
 //!   file next to `FILE` and renamed to `FILE` on success. On failure (or
 //!   Ctrl-C) the complete pages fetched so far are kept in `FILE.partial`
@@ -267,8 +268,9 @@ fn run(args: Args) -> Result<(), ExitCode> {
             if matches!(&error, ExportError::Fetch { source, .. } if source.is_app_misconfigured())
             {
                 eprintln!(
-                    "hint: Account Kit answers code 2 for a wrong app id or app secret: check \
-                     both (the Account Kit app secret, not the Facebook one)"
+                    "hint: code 2 after retries: Account Kit is down, or refuses the app id or \
+                     app secret (it answers both with code 2): check both (the Account Kit app \
+                     secret, not the Facebook one)"
                 );
             }
             keep_partial(temp, carried, error.progress(), &partial, &file, &options);

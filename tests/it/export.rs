@@ -188,7 +188,8 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
         "partial + resumed differs from a clean export"
     );
 
-    // A code-2 answer (wrong credentials, per the recordings) is not retried.
+    // A code 2 that persists (an outage, or wrong credentials: the answer
+    // cannot tell) is retried like the 503s, then fails the export.
     fault(&emu, json!({"status": 500, "after": 1})).await;
     let before = calls(&emu, "accounts").await;
     let (_, result) = export(&admin, &ExportOptions::new()).await;
@@ -197,7 +198,7 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
         matches!(&error, ExportError::Fetch { source, .. } if source.is_app_misconfigured()),
         "{error:?}"
     );
-    assert_eq!(calls(&emu, "accounts").await, before + 2);
+    assert_eq!(calls(&emu, "accounts").await, before + 1 + 4);
 }
 
 // ---------------------------------------------------------------------------
@@ -383,7 +384,15 @@ async fn the_command_retries_keeps_a_partial_file_and_resumes_it() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(read("retried.csv") == reference);
 
-    // A permanent failure (code 2) after 4 pages of 1000.
+    // So are two transient code 2s (Graph's "service temporarily
+    // unavailable") on one page.
+    fault(&emu, json!({"code2": "transient", "times": 2, "after": 5})).await;
+    let output = run_cli(dir.path(), &[&base[..], &["-f", "code2.csv"]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(read("code2.csv") == reference);
+
+    // A permanent failure (code 2 on every attempt: 3 retries, then the
+    // export stops) after 4 pages of 1000.
     fault(&emu, json!({"status": 500, "after": 4})).await;
     let output = run_cli(dir.path(), &[&base[..], &["-f", "out.csv"]].concat());
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -401,7 +410,12 @@ async fn the_command_retries_keeps_a_partial_file_and_resumes_it() {
         .to_owned();
     assert_eq!(
         files_in(dir.path()),
-        ["accountkit_export.csv", "out.csv.partial", "retried.csv"],
+        [
+            "accountkit_export.csv",
+            "code2.csv",
+            "out.csv.partial",
+            "retried.csv"
+        ],
         "no out.csv, no temporary file left"
     );
     let partial = read("out.csv.partial");

@@ -10,6 +10,7 @@ mod support;
 
 mod abandoned_flights;
 mod client;
+mod code2;
 mod confused_deputy;
 mod emulator;
 mod export;
