@@ -185,7 +185,8 @@ pub enum Refusal {
     #[error("the access token was not issued for this app")]
     WrongApp,
     /// Account Kit could not be asked: timeout, transport failure, 5xx,
-    /// rate limiting, unreadable answer: 503 with `Retry-After`. Never cached.
+    /// code 2 while our credentials pass the self-check (an outage), rate
+    /// limiting, unreadable answer: 503 with `Retry-After`. Never cached.
     #[error("Account Kit is unavailable: {0}")]
     Unavailable(Arc<Error>),
     /// Our own configuration is wrong (code 2 or the proof refused while
