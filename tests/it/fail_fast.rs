@@ -243,3 +243,101 @@ async fn emulator_host_reaches_the_emulator_over_http() {
     kit.check().await.expect("reaches the emulator");
     assert_eq!(support::all_calls(&emu).await, 1);
 }
+
+// ---- The demo at start ----
+
+/// The built demo example, next to this test binary (`target/<profile>/
+/// examples/demo`). Cargo gives tests no path to examples, and building it
+/// from inside a test would wait on cargo's own lock: these tests are
+/// ignored by default, run them after building it:
+///
+/// ```text
+/// cargo build --all-features --example demo
+/// cargo test --all-features --test it fail_fast::demo -- --ignored
+/// ```
+fn demo_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let demo = profile_dir
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        demo.exists(),
+        "{} not found: cargo build --all-features --example demo",
+        demo.display()
+    );
+    demo
+}
+
+fn demo_command(emu_host: &str, secret: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(demo_binary());
+    cmd.args(["--addr", "127.0.0.1:0", "--workers", "1"])
+        .env_remove("ACCOUNTKIT_BASE_URL")
+        .env_remove("ACCOUNTKIT_REDIS_URL")
+        .env_remove("ACCOUNTKIT_CLIENT_TOKEN")
+        .env_remove("ACCOUNTKIT_API_VERSION")
+        .env("ACCOUNTKIT_EMULATOR_HOST", emu_host)
+        .env("ACCOUNTKIT_APP_ID", APP_ID)
+        .env("ACCOUNTKIT_APP_SECRET", secret)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+#[ignore = "needs the demo example built: cargo build --all-features --example demo"]
+fn demo_with_a_wrong_secret_exits_non_zero_naming_the_app_id() {
+    let emu = support::emulator();
+    let out = demo_command(&emu.addr().to_string(), WRONG_SECRET)
+        .output()
+        .expect("run the demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(APP_ID), "{stderr}");
+    assert!(stderr.contains("Account Kit app secret"), "{stderr}");
+    assert!(!stderr.contains(WRONG_SECRET) && !stdout.contains(WRONG_SECRET));
+}
+
+#[test]
+#[ignore = "needs the demo example built: cargo build --all-features --example demo"]
+fn demo_with_an_unreachable_endpoint_warns_and_serves() {
+    use std::io::{BufRead, BufReader};
+    let emu = support::emulator();
+    let host = emu.addr().to_string();
+    emu.stop();
+    let mut child = demo_command(&host, APP_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    // It prints its address once the socket is bound, after the check.
+    let stdout = child.stdout.take().expect("stdout");
+    // The demo's logs go to stdout (tracing-subscriber's default).
+    let mut logged = String::new();
+    let mut serving = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("stdout line");
+        logged.push_str(&line);
+        logged.push('\n');
+        if let Some(addr) = line.strip_prefix("Demo API:") {
+            serving = Some(addr.trim().to_owned());
+            break;
+        }
+    }
+    let still_running = child.try_wait().expect("try_wait").is_none();
+    child.kill().expect("stop the demo");
+    let out = child.wait_with_output().expect("demo output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        serving.is_some(),
+        "the demo did not start: {logged}{stderr}"
+    );
+    assert!(still_running, "the demo exited: {logged}{stderr}");
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(logged.contains("cannot be reached"), "{logged}");
+    assert!(logged.contains("starting anyway"), "{logged}");
+    assert!(!logged.contains(APP_SECRET) && !stderr.contains(APP_SECRET));
+}
