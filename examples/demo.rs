@@ -4,8 +4,18 @@
 //! cargo run --example demo --features emulator [-- --addr 127.0.0.1:8080]
 //! ```
 //!
-//! With `ACCOUNTKIT_BASE_URL`, `ACCOUNTKIT_APP_ID` and `ACCOUNTKIT_APP_SECRET`
-//! set, it talks to that service instead of starting the emulator.
+//! With any `ACCOUNTKIT_*` variable of `Config::from_env` set
+//! (`ACCOUNTKIT_APP_ID`, `ACCOUNTKIT_APP_SECRET`, `ACCOUNTKIT_CLIENT_TOKEN`,
+//! `ACCOUNTKIT_API_VERSION`, `ACCOUNTKIT_BASE_URL`,
+//! `ACCOUNTKIT_EMULATOR_HOST`), the configuration comes from the environment
+//! and it talks to that service instead of starting the emulator; a bad
+//! value exits with status 2, naming the variable.
+//!
+//! At start it runs `AccountKit::check`: credentials refused (a wrong
+//! Account Kit app secret or app id) exits with status 1 and a message
+//! naming the app id (never the secret); an endpoint that cannot be reached
+//! is logged as a warning and the server starts anyway (an outage during a
+//! deploy must not crash-loop a fleet).
 //!
 //! With `ACCOUNTKIT_REDIS_URL` set (and `--features emulator,redis`), the
 //! cache is shared through Redis and revocations are broadcast, so several
@@ -16,7 +26,7 @@
 //! ```text
 //! cargo run --example emulator --features emulator -- --addr 127.0.0.1:8787 \
 //!     --app-id 390265671523337 --app-secret demo-secret --require-appsecret-proof
-//! export ACCOUNTKIT_BASE_URL=http://127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
+//! export ACCOUNTKIT_EMULATOR_HOST=127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
 //!     ACCOUNTKIT_APP_SECRET=demo-secret ACCOUNTKIT_REDIS_URL=redis://127.0.0.1:6379/
 //! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8080 &
 //! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8081 &
@@ -32,6 +42,7 @@
 use std::net::SocketAddr;
 
 use actix_accountkit::cache::CachedVerifier;
+use actix_accountkit::config;
 use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::{AccountKit, AccountKitBuilder, AdminClient, Config, VerifiedAccount};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -95,21 +106,29 @@ async fn stats(cache: web::Data<CachedVerifier>) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
+/// Variables that, when any is set, mean the environment names a service.
+const SERVICE_VARS: [&str; 6] = [
+    config::ENV_APP_ID,
+    config::ENV_APP_SECRET,
+    config::ENV_CLIENT_TOKEN,
+    config::ENV_API_VERSION,
+    config::ENV_BASE_URL,
+    config::ENV_EMULATOR_HOST,
+];
+
 /// The embedded emulator, or nothing if the environment names a service.
 fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
-    if let (Some(base), Some(id), Some(secret)) = (
-        env("ACCOUNTKIT_BASE_URL"),
-        env("ACCOUNTKIT_APP_ID"),
-        env("ACCOUNTKIT_APP_SECRET"),
-    ) {
-        let config = Config::builder(id, secret)
-            .base_url(base)
-            .build()
-            .map_err(invalid)?;
+    let named = SERVICE_VARS
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if named {
+        let config = Config::from_env().unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        });
         return Ok((config, None));
     }
+    let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
     let emulator = Emulator::builder()
         .app(EmulatorApp::new(DEMO_APP_ID, DEMO_APP_SECRET).require_appsecret_proof(true))
         .build()?;
@@ -118,6 +137,21 @@ fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
         .build()
         .map_err(invalid)?;
     Ok((config, Some(emulator)))
+}
+
+/// Fails fast on refused credentials; warns and goes on when the endpoint
+/// cannot be reached.
+async fn check_at_start(kit: &AccountKit) {
+    match kit.check().await {
+        Ok(()) => tracing::info!("Account Kit credentials checked"),
+        Err(e) if e.is_credentials() => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            tracing::warn!("starting anyway; protected routes answer 503 until this is fixed: {e}")
+        }
+    }
 }
 
 #[actix_web::main]
@@ -145,6 +179,7 @@ async fn main() -> std::io::Result<()> {
     let kit = with_redis(AccountKit::builder(config.clone()), redis_url, &config)?
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    check_at_start(&kit).await;
 
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());

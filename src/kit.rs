@@ -9,7 +9,7 @@ use crate::auth::{AccountKitAuth, AccountKitAuthBuilder};
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CheckError, Error};
 use crate::shared::SharedTier;
 use crate::verify::{GraphVerifier, MissingApplication, Verifier};
 
@@ -36,6 +36,7 @@ use crate::verify::{GraphVerifier, MissingApplication, Verifier};
 #[derive(Clone, Debug)]
 pub struct AccountKit {
     client: GraphClient,
+    verifier: GraphVerifier,
     cache: CachedVerifier,
     auth: AccountKitAuth,
     admin: AdminClient,
@@ -119,6 +120,7 @@ impl AccountKitBuilder {
         let verifier = GraphVerifier::builder(client.clone())
             .missing_application(self.missing_application)
             .build();
+        let graph = verifier.clone();
         let verifier = Arc::new(verifier);
         let cache = match self.shared_tier {
             // A tier of another app is refused there: its entries were
@@ -136,6 +138,7 @@ impl AccountKitBuilder {
             auth: auth.build()?,
             admin: AdminClient::new(client.clone(), cache.clone()),
             client,
+            verifier: graph,
             cache,
         })
     }
@@ -160,6 +163,40 @@ impl AccountKit {
             shared_tier: None,
             auth: None,
         }
+    }
+
+    /// Fails fast: confirms the app id and the Account Kit app secret with
+    /// an app-token call (the verifier's credential self-check, whose
+    /// verdict it remembers), and so that the endpoint answers. Run it at
+    /// start-up, before serving.
+    ///
+    /// A [`CheckError::Credentials`] is definite: the server should not
+    /// start. An unreachable endpoint ([`CheckError::is_unreachable`]) may
+    /// be an outage during a deploy: warn and start anyway, rather than
+    /// crash-loop a fleet. Nothing it returns contains the app secret.
+    ///
+    /// ```no_run
+    /// use actix_accountkit::{AccountKit, Config};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let kit = AccountKit::new(Config::from_env()?)?;
+    /// match kit.check().await {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.is_credentials() => return Err(e.into()), // do not start
+    ///     Err(e) => tracing::warn!("starting anyway: {e}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError`]: credentials refused, endpoint unreachable (or the
+    /// default endpoint, whose service was shut down), or another answer.
+    pub async fn check(&self) -> Result<(), CheckError> {
+        self.verifier
+            .check_credentials()
+            .await
+            .map_err(|e| CheckError::classify(self.client.config(), e))
     }
 
     /// The Graph client.
