@@ -12,10 +12,11 @@
 //! value exits with status 2, naming the variable.
 //!
 //! At start it runs `AccountKit::check`: credentials refused (a wrong
-//! Account Kit app secret or app id) exits with status 1 and a message
-//! naming the app id (never the secret); an endpoint that cannot be reached
-//! is logged as a warning and the server starts anyway (an outage during a
-//! deploy must not crash-loop a fleet).
+//! Account Kit app secret or app id) exit with status 1 and a message
+//! naming the app id (never the secret), and so does the default endpoint
+//! (the real service, shut down: the message points at the emulator); an
+//! endpoint that cannot be reached is logged as a warning and the server
+//! starts anyway (an outage during a deploy must not crash-loop a fleet).
 //!
 //! With `ACCOUNTKIT_REDIS_URL` set (and `--features emulator,redis`), the
 //! cache is shared through Redis and revocations are broadcast, so several
@@ -139,12 +140,12 @@ fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
     Ok((config, Some(emulator)))
 }
 
-/// Fails fast on refused credentials; warns and goes on when the endpoint
-/// cannot be reached.
+/// Fails fast on refused credentials or the shut-down service; warns and
+/// goes on when the endpoint cannot be reached.
 async fn check_at_start(kit: &AccountKit) {
     match kit.check().await {
         Ok(()) => tracing::info!("Account Kit credentials checked"),
-        Err(e) if e.is_credentials() => {
+        Err(e) if e.is_definite() => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }

@@ -365,9 +365,11 @@ pub enum ConfigError {
 /// Why [`AccountKit::check`](crate::AccountKit::check) failed: the start-up
 /// check of the app id, the app secret and the endpoint.
 ///
-/// Only [`Credentials`](Self::Credentials) is definite: the service answered
-/// and refused them, so a server should not start. The others may pass
-/// later (an outage during a deploy); see [`is_unreachable`](Self::is_unreachable).
+/// [`Credentials`](Self::Credentials) (the service answered and refused them)
+/// and [`ServiceShutDown`](Self::ServiceShutDown) (the default endpoint,
+/// where nothing will ever answer again) are definite: a server should not
+/// start ([`is_definite`](Self::is_definite)). The others may pass later
+/// (an outage during a deploy must not crash-loop a fleet): warn and serve.
 /// No variant ever contains the app secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -402,9 +404,10 @@ pub enum CheckError {
     #[error(
         "Account Kit at {base_url} did not answer: the real Account Kit service was shut \
          down, so nothing answers there any more. Point the crate at an Account Kit \
-         emulator instead: the crate's own (cargo feature `emulator`, \
-         `actix_accountkit::emulator::Emulator`), with Config::builder(..).base_url(..) \
-         or ACCOUNTKIT_EMULATOR_HOST=host:port ({source})"
+         emulator instead: the crate's own (the `accountkit-emulator` command, from \
+         `cargo install actix-accountkit --features cli`, or in process with cargo \
+         feature `emulator`, `actix_accountkit::emulator::Emulator`), with \
+         ACCOUNTKIT_EMULATOR_HOST=host:port or Config::builder(..).base_url(..) ({source})"
     )]
     ServiceShutDown {
         /// The configured endpoint (the default one).
@@ -426,8 +429,19 @@ pub enum CheckError {
 }
 
 impl CheckError {
-    /// Whether the app id or secret was definitely refused: the one case
-    /// where a server should refuse to start.
+    /// Whether the answer is definite, so that a server should not start:
+    /// the credentials were refused ([`Credentials`](Self::Credentials)), or
+    /// the endpoint is the real service, which was shut down
+    /// ([`ServiceShutDown`](Self::ServiceShutDown)). Trying again later
+    /// cannot pass.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            CheckError::Credentials { .. } | CheckError::ServiceShutDown { .. }
+        )
+    }
+
+    /// Whether the app id or secret was refused.
     pub fn is_credentials(&self) -> bool {
         matches!(self, CheckError::Credentials { .. })
     }
@@ -677,7 +691,7 @@ mod tests {
             matches!(shut, CheckError::ServiceShutDown { .. }),
             "{shut:?}"
         );
-        assert!(shut.is_unreachable() && !shut.is_credentials());
+        assert!(shut.is_unreachable() && shut.is_definite() && !shut.is_credentials());
         let text = shut.to_string();
         for needle in [
             "shut down",
@@ -698,9 +712,10 @@ mod tests {
         ));
         let down = CheckError::classify(&emulator, timeout());
         assert!(matches!(down, CheckError::Unreachable { .. }), "{down:?}");
+        assert!(!down.is_definite());
         assert!(!down.to_string().contains("shut down"));
         let refused = CheckError::classify(&emulator, graph(500, 2));
-        assert!(refused.is_credentials());
+        assert!(refused.is_credentials() && refused.is_definite());
         assert!(refused.to_string().contains("1234"));
         assert!(refused.to_string().contains("Account Kit app secret"));
         assert!(!format!("{refused} {refused:?}").contains(secret));

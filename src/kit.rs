@@ -170,21 +170,40 @@ impl AccountKit {
     /// verdict it remembers), and so that the endpoint answers. Run it at
     /// start-up, before serving.
     ///
-    /// A [`CheckError::Credentials`] is definite: the server should not
-    /// start. An unreachable endpoint ([`CheckError::is_unreachable`]) may
-    /// be an outage during a deploy: warn and start anyway, rather than
-    /// crash-loop a fleet. Nothing it returns contains the app secret.
+    /// A [definite](CheckError::is_definite) failure means the server should
+    /// not start: the credentials were refused ([`CheckError::Credentials`],
+    /// naming the app id, never the secret), or the endpoint is the default
+    /// one, whose service was shut down ([`CheckError::ServiceShutDown`],
+    /// pointing at the emulator). Any other failure (an endpoint that cannot
+    /// be reached, an outage) may be a deploy under way: warn and start
+    /// anyway, rather than crash-loop a fleet; protected routes answer 503
+    /// until it passes. Nothing it returns contains the app secret.
     ///
-    /// ```no_run
+    /// ```
     /// use actix_accountkit::{AccountKit, Config};
+    /// # use actix_accountkit::emulator::{Emulator, EmulatorApp};
     ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let kit = AccountKit::new(Config::from_env()?)?;
-    /// match kit.check().await {
-    ///     Ok(()) => {}
-    ///     Err(e) if e.is_credentials() => return Err(e.into()), // do not start
-    ///     Err(e) => tracing::warn!("starting anyway: {e}"),
+    /// async fn start(kit: &AccountKit) -> Result<(), Box<dyn std::error::Error>> {
+    ///     match kit.check().await {
+    ///         Ok(()) => {}
+    ///         Err(e) if e.is_definite() => return Err(e.into()), // do not start
+    ///         Err(e) => tracing::warn!("starting anyway: {e}"),
+    ///     }
+    ///     // ... HttpServer::new(...).run().await
+    ///     Ok(())
     /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = Emulator::builder()
+    /// #     .app(EmulatorApp::new("390265671523337", "the-account-kit-app-secret"))
+    /// #     .build()?;
+    /// // In production: AccountKit::new(Config::from_env()?)?
+    /// let config = Config::builder("390265671523337", "the-facebook-app-secret")
+    ///     .base_url(emulator.base_url())
+    ///     .build()?;
+    /// let refused = start(&AccountKit::new(config)?).await.unwrap_err();
+    /// assert!(refused.to_string().contains("Account Kit app secret"));
     /// # Ok(()) }
     /// ```
     ///

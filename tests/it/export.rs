@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::process::example_bin;
 use crate::support::{all_calls, calls, fault, APP_ID, APP_SECRET};
 use actix_accountkit::admin::AdminClient;
 use actix_accountkit::client::GraphClient;
@@ -203,53 +203,9 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
 // ---------------------------------------------------------------------------
 // The command, as a subprocess.
 
-/// The `export_accounts` example binary.
-///
-/// Cargo builds examples for a plain `cargo test`, but not for
-/// `cargo test --test export`, and gives tests no path to them (there is no
-/// `CARGO_BIN_EXE_` for examples). So the first caller runs
-/// `cargo build --example export_accounts` with the cargo, target directory,
-/// profile and features of this test binary (a no-op when it is up to date:
-/// cargo releases its build lock before running tests), and the binary is
-/// found in `<target>/<profile>/examples/`, beside this binary's `deps/`.
-fn export_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(other) => other,
-            None => panic!("unexpected profile directory {}", profile_dir.display()),
-        };
-        let mut features = vec!["emulator"];
-        if cfg!(feature = "redis") {
-            features.push("redis");
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--example", "export_accounts"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .args(["--profile", profile, "--features", &features.join(",")])
-            .status()
-            .expect("run cargo build --example export_accounts");
-        assert!(
-            status.success(),
-            "cargo build --example export_accounts failed"
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("export_accounts{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+/// The `export_accounts` example binary, built from the current sources.
+fn export_bin() -> PathBuf {
+    example_bin("export_accounts")
 }
 
 /// Runs the command in `dir` with the secret in the environment.
@@ -315,7 +271,7 @@ async fn bad_flags_exit_non_zero_before_any_request() {
         assert!(text.contains(expected), "{extra:?}: {text}");
     }
     // No secret at all: neither -s nor the environment.
-    let output = Command::new(bin)
+    let output = Command::new(&bin)
         .current_dir(dir.path())
         .env_remove("ACCOUNTKIT_APP_SECRET")
         .args(base)

@@ -4,12 +4,17 @@
 //! environment).
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use actix_accountkit::config::{Config, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use actix_accountkit::error::{CheckError, ConfigError};
 use actix_accountkit::AccountKit;
 use secrecy::ExposeSecret;
 
+use crate::support::process::{clean_env, example_bin, Finished, Spawned};
 use crate::support::{self, APP_ID, APP_SECRET, CLIENT_TOKEN};
 
 const WRONG_SECRET: &str = "facebook-app-secret-not-the-ak-one";
@@ -245,99 +250,175 @@ async fn emulator_host_reaches_the_emulator_over_http() {
 }
 
 // ---- The demo at start ----
+//
+// The demo example run as a child process, configured by the environment
+// (nothing else of the test's environment reaches it), killed at the end
+// even when the test fails.
 
-/// The built demo example, next to this test binary (`target/<profile>/
-/// examples/demo`). Cargo gives tests no path to examples, and building it
-/// from inside a test would wait on cargo's own lock: these tests are
-/// ignored by default, run them after building it:
-///
-/// ```text
-/// cargo build --all-features --example demo
-/// cargo test --all-features --test it fail_fast::demo -- --ignored
-/// ```
-fn demo_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let demo = profile_dir
-        .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        demo.exists(),
-        "{} not found: cargo build --all-features --example demo",
-        demo.display()
-    );
-    demo
+fn demo(vars: &[(&str, &str)]) -> Spawned {
+    let mut cmd = Command::new(example_bin("demo"));
+    clean_env(&mut cmd)
+        .args(["--addr", "127.0.0.1:0", "--workers", "1"])
+        .envs(vars.iter().copied());
+    Spawned::start(&mut cmd)
 }
 
-fn demo_command(emu_host: &str, secret: &str) -> std::process::Command {
-    let mut cmd = std::process::Command::new(demo_binary());
-    cmd.args(["--addr", "127.0.0.1:0", "--workers", "1"])
-        .env_remove("ACCOUNTKIT_BASE_URL")
-        .env_remove("ACCOUNTKIT_REDIS_URL")
-        .env_remove("ACCOUNTKIT_CLIENT_TOKEN")
-        .env_remove("ACCOUNTKIT_API_VERSION")
-        .env("ACCOUNTKIT_EMULATOR_HOST", emu_host)
-        .env("ACCOUNTKIT_APP_ID", APP_ID)
-        .env("ACCOUNTKIT_APP_SECRET", secret)
-        .env("RUST_LOG", "warn");
-    cmd
+/// The line the demo prints once its socket is bound (after the check).
+const SERVING: &str = "Demo API:";
+
+/// Runs the demo, which must exit without serving; what it printed, which
+/// must not hold the app secret it was given.
+fn demo_exits(vars: &[(&str, &str)]) -> Finished {
+    let mut demo = demo(vars);
+    let serving = demo.line_starting_with(SERVING);
+    let out = demo.end();
+    let shown = out.output();
+    assert_eq!(serving, None, "the demo started serving:\n{shown}");
+    if let Some((_, secret)) = vars.iter().find(|(k, _)| *k == "ACCOUNTKIT_APP_SECRET") {
+        assert!(!shown.contains(secret), "the secret was printed: {shown}");
+    }
+    out
 }
 
-#[test]
-#[ignore = "needs the demo example built: cargo build --all-features --example demo"]
-fn demo_with_a_wrong_secret_exits_non_zero_naming_the_app_id() {
-    let emu = support::emulator();
-    let out = demo_command(&emu.addr().to_string(), WRONG_SECRET)
-        .output()
-        .expect("run the demo");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains(APP_ID), "{stderr}");
-    assert!(stderr.contains("Account Kit app secret"), "{stderr}");
-    assert!(!stderr.contains(WRONG_SECRET) && !stdout.contains(WRONG_SECRET));
+/// A loopback port that accepts connections and closes them at once: an
+/// endpoint that cannot be reached, held for the whole test so that no other
+/// server can take the port meanwhile (a stopped emulator's port could be).
+struct ClosingPort {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-#[test]
-#[ignore = "needs the demo example built: cargo build --all-features --example demo"]
-fn demo_with_an_unreachable_endpoint_warns_and_serves() {
-    use std::io::{BufRead, BufReader};
-    let emu = support::emulator();
-    let host = emu.addr().to_string();
-    emu.stop();
-    let mut child = demo_command(&host, APP_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the demo");
-    // It prints its address once the socket is bound, after the check.
-    let stdout = child.stdout.take().expect("stdout");
-    // The demo's logs go to stdout (tracing-subscriber's default).
-    let mut logged = String::new();
-    let mut serving = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("stdout line");
-        logged.push_str(&line);
-        logged.push('\n');
-        if let Some(addr) = line.strip_prefix("Demo API:") {
-            serving = Some(addr.trim().to_owned());
-            break;
+impl ClosingPort {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
+            move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if conn.is_ok() {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
         }
     }
-    let still_running = child.try_wait().expect("try_wait").is_none();
-    child.kill().expect("stop the demo");
-    let out = child.wait_with_output().expect("demo output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ClosingPort {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn demo_with_a_wrong_secret_exits_non_zero_naming_the_app_id() {
+    let emu = support::emulator();
+    let host = emu.addr().to_string();
+    let out = demo_exits(&[
+        ("ACCOUNTKIT_EMULATOR_HOST", &host),
+        ("ACCOUNTKIT_APP_ID", APP_ID),
+        ("ACCOUNTKIT_APP_SECRET", WRONG_SECRET),
+    ]);
+    let shown = out.output();
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(out.stderr.contains(APP_ID), "{shown}");
+    assert!(out.stderr.contains("Account Kit app secret"), "{shown}");
+}
+
+#[actix_rt::test]
+async fn demo_with_an_unreachable_endpoint_warns_and_serves() {
+    let closing = ClosingPort::start();
+    let host = closing.addr.to_string();
+    let mut demo = demo(&[
+        ("ACCOUNTKIT_EMULATOR_HOST", &host),
+        ("ACCOUNTKIT_APP_ID", APP_ID),
+        ("ACCOUNTKIT_APP_SECRET", APP_SECRET),
+    ]);
+    let Some(serving) = demo.line_starting_with(SERVING) else {
+        panic!("the demo did not start:\n{}", demo.wait().output());
+    };
+    // The check was made, and failed on the unreachable endpoint.
+    assert!(closing.accepted() >= 1);
+    let logged = demo.stdout_so_far().to_owned();
+    // Serving: public routes answer, protected ones answer 503.
+    let index = support::get_with(&format!("{serving}/"), None).await;
+    assert_eq!(index.status(), 200);
+    let me = support::get_with(&format!("{serving}/me"), Some("EMAWunreachable0123")).await;
+    assert_eq!(me.status(), 503);
+    let out = demo.kill();
+    let shown = out.output();
+    assert!(logged.contains("WARN"), "{shown}");
+    assert!(logged.contains("cannot be reached"), "{shown}");
     assert!(
-        serving.is_some(),
-        "the demo did not start: {logged}{stderr}"
+        logged.contains(&host),
+        "the warning names the endpoint: {shown}"
     );
-    assert!(still_running, "the demo exited: {logged}{stderr}");
-    assert!(logged.contains("WARN"), "{logged}");
-    assert!(logged.contains("cannot be reached"), "{logged}");
-    assert!(logged.contains("starting anyway"), "{logged}");
-    assert!(!logged.contains(APP_SECRET) && !stderr.contains(APP_SECRET));
+    assert!(logged.contains("starting anyway"), "{shown}");
+    assert!(
+        !shown.contains(APP_SECRET),
+        "the secret was printed: {shown}"
+    );
+}
+
+/// The default endpoint, graph.accountkit.com, reached through a proxy on
+/// loopback that closes every connection (hermetic: no test goes to the
+/// internet): the real service was shut down, which is definite.
+#[test]
+fn demo_on_the_default_endpoint_says_the_service_was_shut_down() {
+    let proxy = ClosingPort::start();
+    let proxy_url = format!("http://{}", proxy.addr);
+    let out = demo_exits(&[
+        ("ACCOUNTKIT_APP_ID", APP_ID),
+        ("ACCOUNTKIT_APP_SECRET", APP_SECRET),
+        ("HTTPS_PROXY", &proxy_url),
+    ]);
+    let shown = out.output();
+    assert!(
+        proxy.accepted() >= 1,
+        "the check did not go through the proxy"
+    );
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    for needle in [
+        "graph.accountkit.com",
+        "shut down",
+        "emulator",
+        "ACCOUNTKIT_EMULATOR_HOST",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {shown}");
+    }
+}
+
+#[test]
+fn demo_with_a_bad_variable_exits_2_naming_it() {
+    let out = demo_exits(&[
+        ("ACCOUNTKIT_EMULATOR_HOST", "http://127.0.0.1:8787"),
+        ("ACCOUNTKIT_APP_ID", APP_ID),
+        ("ACCOUNTKIT_APP_SECRET", APP_SECRET),
+    ]);
+    let shown = out.output();
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(out.stderr.contains("ACCOUNTKIT_EMULATOR_HOST"), "{shown}");
 }
