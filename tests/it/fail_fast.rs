@@ -4,16 +4,14 @@
 //! environment).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use actix_accountkit::config::{Config, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use actix_accountkit::error::{CheckError, ConfigError};
 use actix_accountkit::AccountKit;
 use secrecy::ExposeSecret;
 
+use crate::support::closing_port::ClosingPort;
 use crate::support::process::{clean_env, example_bin, Finished, Spawned};
 use crate::support::{self, APP_ID, APP_SECRET, CLIENT_TOKEN};
 
@@ -280,59 +278,6 @@ fn demo_exits(vars: &[(&str, &str)]) -> Finished {
     out
 }
 
-/// A loopback port that accepts connections and closes them at once: an
-/// endpoint that cannot be reached, held for the whole test so that no other
-/// server can take the port meanwhile (a stopped emulator's port could be).
-struct ClosingPort {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ClosingPort {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
-            move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if conn.is_ok() {
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for ClosingPort {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop, which then sees `stop`.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[test]
 fn demo_with_a_wrong_secret_exits_non_zero_naming_the_app_id() {
     let emu = support::emulator();
@@ -351,7 +296,7 @@ fn demo_with_a_wrong_secret_exits_non_zero_naming_the_app_id() {
 #[actix_rt::test]
 async fn demo_with_an_unreachable_endpoint_warns_and_serves() {
     let closing = ClosingPort::start();
-    let host = closing.addr.to_string();
+    let host = closing.addr().to_string();
     let mut demo = demo(&[
         ("ACCOUNTKIT_EMULATOR_HOST", &host),
         ("ACCOUNTKIT_APP_ID", APP_ID),
@@ -389,7 +334,7 @@ async fn demo_with_an_unreachable_endpoint_warns_and_serves() {
 #[test]
 fn demo_on_the_default_endpoint_says_the_service_was_shut_down() {
     let proxy = ClosingPort::start();
-    let proxy_url = format!("http://{}", proxy.addr);
+    let proxy_url = format!("http://{}", proxy.addr());
     let out = demo_exits(&[
         ("ACCOUNTKIT_APP_ID", APP_ID),
         ("ACCOUNTKIT_APP_SECRET", APP_SECRET),

@@ -9,9 +9,12 @@
 mod support;
 
 mod abandoned_flights;
+#[cfg(feature = "cli")]
+mod cli;
 mod client;
 mod confused_deputy;
 mod emulator;
+mod emulator_control;
 mod export;
 mod fail_fast;
 mod hostile;

@@ -50,10 +50,17 @@ pub fn example_bin(name: &'static str) -> PathBuf {
         .arg("--target-dir")
         .arg(target_dir)
         .args(["--profile", profile]);
-    if cfg!(feature = "redis") {
+    if cfg!(all(feature = "redis", feature = "cli")) {
         cargo.arg("--all-features");
     } else {
-        cargo.args(["--features", "emulator"]);
+        let mut features = vec!["emulator"];
+        if cfg!(feature = "redis") {
+            features.push("redis");
+        }
+        if cfg!(feature = "cli") {
+            features.push("cli");
+        }
+        cargo.args(["--features", &features.join(",")]);
     }
     let status = cargo
         .status()
@@ -135,6 +142,11 @@ impl Spawned {
             ended: false,
             stderr: Some(stderr),
         }
+    }
+
+    /// Whether the child has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The process id, e.g. to signal it.
