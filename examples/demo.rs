@@ -25,7 +25,7 @@
 //! point both at it:
 //!
 //! ```text
-//! cargo run --example emulator --features emulator -- --addr 127.0.0.1:8787 \
+//! cargo run --features cli --bin accountkit-emulator -- --addr 127.0.0.1:8787 \
 //!     --app-id 390265671523337 --app-secret demo-secret --require-appsecret-proof
 //! export ACCOUNTKIT_EMULATOR_HOST=127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
 //!     ACCOUNTKIT_APP_SECRET=demo-secret ACCOUNTKIT_REDIS_URL=redis://127.0.0.1:6379/

@@ -464,37 +464,6 @@ impl CheckError {
             | CheckError::Unexpected { source, .. } => source,
         }
     }
-
-    /// Classifies the failure of a credentials check made with `config`.
-    pub(crate) fn classify(config: &crate::config::Config, error: Error) -> Self {
-        let base_url = config.base_url().as_str().trim_end_matches('/').to_owned();
-        if error.is_app_misconfigured() || error.is_invalid_token() {
-            return CheckError::Credentials {
-                app_id: config.app_id().to_owned(),
-                source: error,
-            };
-        }
-        let default_host = url::Url::parse(crate::config::DEFAULT_BASE_URL)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned));
-        if config.base_url().host_str() == default_host.as_deref() {
-            return CheckError::ServiceShutDown {
-                base_url,
-                source: error,
-            };
-        }
-        if error.is_unavailable() {
-            CheckError::Unreachable {
-                base_url,
-                source: error,
-            }
-        } else {
-            CheckError::Unexpected {
-                base_url,
-                source: error,
-            }
-        }
-    }
 }
 
 /// A Graph error object, as Account Kit sent it, plus the HTTP status.
@@ -686,7 +655,7 @@ mod tests {
         let timeout = || Error::Timeout {
             after: Duration::from_secs(1),
         };
-        let shut = CheckError::classify(&default, timeout());
+        let shut = crate::kit::classify_check(&default, timeout());
         assert!(
             matches!(shut, CheckError::ServiceShutDown { .. }),
             "{shut:?}"
@@ -707,24 +676,24 @@ mod tests {
             detail: "not valid JSON".into(),
         };
         assert!(matches!(
-            CheckError::classify(&default, decode),
+            crate::kit::classify_check(&default, decode),
             CheckError::ServiceShutDown { .. }
         ));
-        let down = CheckError::classify(&emulator, timeout());
+        let down = crate::kit::classify_check(&emulator, timeout());
         assert!(matches!(down, CheckError::Unreachable { .. }), "{down:?}");
         assert!(!down.is_definite());
         assert!(!down.to_string().contains("shut down"));
-        let refused = CheckError::classify(&emulator, graph(500, 2));
+        let refused = crate::kit::classify_check(&emulator, graph(500, 2));
         assert!(refused.is_credentials() && refused.is_definite());
         assert!(refused.to_string().contains("1234"));
         assert!(refused.to_string().contains("Account Kit app secret"));
         assert!(!format!("{refused} {refused:?}").contains(secret));
         assert!(matches!(
-            CheckError::classify(&emulator, graph(400, 100)),
+            crate::kit::classify_check(&emulator, graph(400, 100)),
             CheckError::Unexpected { .. }
         ));
         assert!(matches!(
-            CheckError::classify(&emulator, graph(503, 1)),
+            crate::kit::classify_check(&emulator, graph(503, 1)),
             CheckError::Unreachable { .. }
         ));
     }

@@ -215,7 +215,7 @@ impl AccountKit {
         self.verifier
             .check_credentials()
             .await
-            .map_err(|e| CheckError::classify(self.client.config(), e))
+            .map_err(|e| classify_check(self.client.config(), e))
     }
 
     /// The Graph client.
@@ -242,5 +242,36 @@ impl AccountKit {
     /// The admin client, invalidating in the same cache.
     pub fn admin(&self) -> &AdminClient {
         &self.admin
+    }
+}
+
+/// Classifies the failure of a credentials check made with `config`.
+pub(crate) fn classify_check(config: &Config, error: Error) -> CheckError {
+    let base_url = config.base_url().as_str().trim_end_matches('/').to_owned();
+    if error.is_app_misconfigured() || error.is_invalid_token() {
+        return CheckError::Credentials {
+            app_id: config.app_id().to_owned(),
+            source: error,
+        };
+    }
+    let default_host = url::Url::parse(crate::config::DEFAULT_BASE_URL)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if config.base_url().host_str() == default_host.as_deref() {
+        return CheckError::ServiceShutDown {
+            base_url,
+            source: error,
+        };
+    }
+    if error.is_unavailable() {
+        CheckError::Unreachable {
+            base_url,
+            source: error,
+        }
+    } else {
+        CheckError::Unexpected {
+            base_url,
+            source: error,
+        }
     }
 }
