@@ -31,7 +31,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ConfigError;
-
+use crate::observe::{self, RefusalCounts};
 use crate::token::{find_token, Malformed, Presented, RequestToken, TokenSource};
 use crate::types::{Account, Phone};
 use crate::verify::{Refusal, Verifier};
@@ -98,6 +98,8 @@ struct AuthInner {
     retry_after: Duration,
     answers: Answers,
     error_handler: Option<ErrorHandler>,
+    /// Shared with the values made by [`AccountKitAuth::to_builder`].
+    refusals: Arc<RefusalCounts>,
 }
 
 /// Builder of [`AccountKitAuth`].
@@ -107,6 +109,7 @@ pub struct AccountKitAuthBuilder {
     realm: String,
     retry_after: Duration,
     error_handler: Option<ErrorHandler>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl fmt::Debug for AccountKitAuthBuilder {
@@ -195,6 +198,7 @@ impl AccountKitAuthBuilder {
                 realm: self.realm.into(),
                 retry_after: self.retry_after,
                 error_handler: self.error_handler,
+                refusals: self.refusals,
             }),
         })
     }
@@ -221,6 +225,7 @@ impl AccountKitAuth {
                 retry_after: DEFAULT_RETRY_AFTER,
                 answers,
                 error_handler: None,
+                refusals: Arc::default(),
             }),
         }
     }
@@ -239,6 +244,7 @@ impl AccountKitAuth {
             realm: DEFAULT_REALM.to_owned(),
             retry_after: DEFAULT_RETRY_AFTER,
             error_handler: None,
+            refusals: Arc::default(),
         }
     }
 
@@ -252,12 +258,20 @@ impl AccountKitAuth {
             realm: inner.realm.to_string(),
             retry_after: inner.retry_after,
             error_handler: inner.error_handler.clone(),
+            refusals: inner.refusals.clone(),
         }
     }
 
     /// The verifier.
     pub fn verifier(&self) -> &Arc<dyn Verifier> {
         &self.inner.verifier
+    }
+
+    /// The refusals answered so far, by reason (shared with the values made
+    /// by [`to_builder`](Self::to_builder)).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn refusals(&self) -> &RefusalCounts {
+        &self.inner.refusals
     }
 
     /// Whether `verified` was made by this value's verifier (and so may be
@@ -274,9 +288,10 @@ impl AccountKitAuth {
             Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
             Presented::Token(token) => {
                 match self.inner.verifier.verify_now(token.expose_secret()) {
-                    Some(outcome) => Step::Decided(
-                        outcome.map(|a| VerifiedAccount::new(a, token, self.inner.verifier_id)),
-                    ),
+                    Some(outcome) => Step::Decided(outcome.map(|a| {
+                        observe::enduser(&a.id);
+                        VerifiedAccount::new(a, token, self.inner.verifier_id)
+                    })),
                     None => Step::Pending(token),
                 }
             }
@@ -286,12 +301,16 @@ impl AccountKitAuth {
     /// Finishes a [`Step::Pending`]: asks the verifier.
     pub(crate) async fn finish(&self, token: RequestToken) -> Result<VerifiedAccount, Refusal> {
         let outcome = self.inner.verifier.verify(token.expose_secret()).await;
-        outcome.map(|account| VerifiedAccount::new(account, token, self.inner.verifier_id))
+        outcome.map(|account| {
+            observe::enduser(&account.id);
+            VerifiedAccount::new(account, token, self.inner.verifier_id)
+        })
     }
 
     /// The response to a refusal: logged for the operator where it is the
     /// server's problem, then shaped by the error handler if one is set.
     pub fn error_response(&self, req: &HttpRequest, refusal: &Refusal) -> HttpResponse {
+        self.inner.refusals.count(refusal);
         log_refusal(req, refusal);
         let default = self.inner.answers.response(refusal);
         match &self.inner.error_handler {

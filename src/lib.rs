@@ -76,7 +76,11 @@ pub mod export;
 pub mod extract;
 pub mod hash;
 mod kit;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod metrics;
 pub mod middleware;
+mod observe;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
