@@ -27,7 +27,8 @@
 //! call `/me` on 8081 again: 401.
 //!
 //! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
-//! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters).
+//! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters),
+//! `GET /metrics` (Prometheus, with `--features emulator,prometheus`).
 
 use std::net::SocketAddr;
 
@@ -149,8 +150,17 @@ async fn main() -> std::io::Result<()> {
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());
     let auth = kit.auth().clone();
+    #[cfg(feature = "prometheus")]
+    let metrics = actix_accountkit::metrics::endpoint("/metrics", {
+        let mut registry = actix_accountkit::metrics::Registry::default();
+        kit.register_metrics(&mut registry);
+        registry
+    });
+    #[cfg(not(feature = "prometheus"))]
+    let metrics = |_: &mut web::ServiceConfig| {};
     let mut server = HttpServer::new(move || {
         App::new()
+            .configure(metrics.clone())
             .app_data(admin.clone())
             .app_data(cache.clone())
             .route("/", web::get().to(index))

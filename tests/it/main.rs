@@ -15,6 +15,8 @@ mod emulator;
 mod export;
 mod hostile;
 mod load;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod nested_auth;
 mod outage;
 mod protect;
@@ -23,3 +25,4 @@ mod redis_tier;
 mod revocation;
 mod secret_logs;
 mod secrets;
+mod tracing_spans;
