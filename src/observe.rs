@@ -236,11 +236,16 @@ tokio::task_local! {
 }
 
 /// Runs `check` as the credential self-check (see [`Call::CredentialsCheck`]).
-pub(crate) async fn credentials_check<F: Future>(check: F) -> F::Output {
-    #[cfg(feature = "prometheus")]
-    return CREDENTIALS_CHECK.scope((), check).await;
-    #[cfg(not(feature = "prometheus"))]
-    check.await
+#[cfg(feature = "prometheus")]
+pub(crate) fn credentials_check<F: Future>(check: F) -> impl Future<Output = F::Output> {
+    CREDENTIALS_CHECK.scope((), check)
+}
+
+/// Without the feature: `check` itself.
+#[cfg(not(feature = "prometheus"))]
+#[inline(always)]
+pub(crate) fn credentials_check<F: Future>(check: F) -> F {
+    check
 }
 
 /// Bucket bounds of the upstream duration histogram, in seconds: from a
@@ -270,30 +275,28 @@ impl Default for UpstreamTimings {
 }
 
 impl UpstreamTimings {
-    /// Times `request` as one call of the kind `call` names (asked only when
-    /// the feature is on).
-    #[inline]
+    /// Times `request` as one call of the kind `call` names.
+    #[cfg(feature = "prometheus")]
     pub(crate) async fn time<F: Future>(
         &self,
         call: impl FnOnce() -> Call,
         request: F,
     ) -> F::Output {
-        #[cfg(feature = "prometheus")]
-        {
-            let kind = match CREDENTIALS_CHECK.try_with(|_| ()) {
-                Ok(()) => Call::CredentialsCheck,
-                Err(_) => call(),
-            };
-            let started = std::time::Instant::now();
-            let output = request.await;
-            self.histograms[kind as usize].observe(started.elapsed().as_secs_f64());
-            output
-        }
-        #[cfg(not(feature = "prometheus"))]
-        {
-            let _ = call;
-            request.await
-        }
+        let kind = match CREDENTIALS_CHECK.try_with(|_| ()) {
+            Ok(()) => Call::CredentialsCheck,
+            Err(_) => call(),
+        };
+        let started = std::time::Instant::now();
+        let output = request.await;
+        self.histograms[kind as usize].observe(started.elapsed().as_secs_f64());
+        output
+    }
+
+    /// Without the feature: `request` itself, untimed.
+    #[cfg(not(feature = "prometheus"))]
+    #[inline(always)]
+    pub(crate) fn time<F: Future>(&self, _call: impl FnOnce() -> Call, request: F) -> F {
+        request
     }
 
     /// The histogram of one call.

@@ -161,14 +161,54 @@ fn verify_spans(spans: &[Closed]) -> Vec<&Closed> {
         .collect()
 }
 
-fn root(spans: &[Closed]) -> &Closed {
-    let roots: Vec<_> = spans.iter().filter(|s| s.name == "HTTP request").collect();
-    assert_eq!(roots.len(), 1, "{spans:#?}");
-    roots[0]
-}
-
 fn field<'a>(span: &'a Closed, name: &str) -> Option<&'a str> {
     span.fields.get(name).map(String::as_str)
+}
+
+/// What one request left in the traces.
+#[derive(Debug)]
+struct Seen {
+    status: u16,
+    /// `(path, outcome)` of its `accountkit.verify` spans.
+    verify: Vec<(String, String)>,
+    /// Its `upstream_duration_ms`, when it has one span.
+    upstream_ms: Option<f64>,
+    /// Its root span's `enduser.id`.
+    enduser: Option<String>,
+}
+
+impl Seen {
+    /// Reads `closed`, the spans of one request.
+    fn of(status: u16, closed: &[Closed]) -> Self {
+        let verify = verify_spans(closed);
+        for span in &verify {
+            assert_eq!(span.parent, Some("HTTP request"), "{closed:#?}");
+        }
+        let roots: Vec<_> = closed.iter().filter(|s| s.name == "HTTP request").collect();
+        assert_eq!(roots.len(), 1, "{closed:#?}");
+        Seen {
+            status,
+            upstream_ms: match verify[..] {
+                [span] => field(span, "upstream_duration_ms").map(|ms| ms.parse().expect("ms")),
+                _ => None,
+            },
+            verify: verify
+                .iter()
+                .map(|s| {
+                    let text = |name| field(s, name).unwrap_or_default().to_owned();
+                    (text("path"), text("outcome"))
+                })
+                .collect(),
+            enduser: field(roots[0], "enduser.id").map(str::to_owned),
+        }
+    }
+
+    fn verified(&self) -> Vec<(&str, &str)> {
+        self.verify
+            .iter()
+            .map(|(p, o)| (p.as_str(), o.as_str()))
+            .collect()
+    }
 }
 
 #[test]
@@ -232,78 +272,51 @@ async fn run() {
     let third = login(&emu, "+15556660003").await;
     let bogus = "EMAWbogustokenzzzz";
     let mut seen = Vec::new();
+    let mut one = async |path: &str, token: &str| {
+        let status = get(path, token).await;
+        let closed = spans.after(1).await;
+        let one = Seen::of(status, &closed);
+        seen.extend(closed);
+        one
+    };
+    let (id1, id2) = (
+        Some(first.account_id.clone()),
+        Some(second.account_id.clone()),
+    );
 
     // A miss: one span, under the request's, and the request's enduser.id.
-    assert_eq!(get("/a/me", &first.token).await, 200);
-    let closed = spans.after(1).await;
-    let verify = verify_spans(&closed);
-    assert_eq!(verify.len(), 1, "{closed:#?}");
-    assert_eq!(field(verify[0], "path"), Some("miss"));
-    assert_eq!(field(verify[0], "outcome"), Some("ok"));
-    let took: f64 = field(verify[0], "upstream_duration_ms")
-        .expect("the upstream duration")
-        .parse()
-        .expect("milliseconds");
-    assert!(took >= 0.0);
-    assert_eq!(verify[0].parent, Some("HTTP request"));
-    assert_eq!(
-        field(root(&closed), "enduser.id"),
-        Some(first.account_id.as_str())
-    );
-    seen.extend(closed);
-
+    let miss = one("/a/me", &first.token).await;
+    assert_eq!((miss.status, miss.verified()), (200, vec![("miss", "ok")]));
+    assert!(miss.upstream_ms.is_some_and(|ms| ms >= 0.0), "{miss:?}");
+    assert_eq!(miss.enduser, id1);
     // A hit: no span, and still the enduser.id.
-    assert_eq!(get("/a/me", &first.token).await, 200);
-    let closed = spans.after(1).await;
-    assert!(verify_spans(&closed).is_empty(), "{closed:#?}");
-    assert_eq!(
-        field(root(&closed), "enduser.id"),
-        Some(first.account_id.as_str())
-    );
-    seen.extend(closed);
-
+    let hit = one("/a/me", &first.token).await;
+    assert_eq!((hit.status, hit.verified()), (200, vec![]));
+    assert_eq!(hit.enduser, id1);
     // Another instance: answered by the shared tier, no upstream call.
-    assert_eq!(get("/b/me", &first.token).await, 200);
-    let closed = spans.after(1).await;
-    let verify = verify_spans(&closed);
-    assert_eq!(verify.len(), 1, "{closed:#?}");
-    assert_eq!(field(verify[0], "path"), Some("shared"));
-    assert_eq!(field(verify[0], "outcome"), Some("ok"));
-    assert_eq!(field(verify[0], "upstream_duration_ms"), None);
+    let shared = one("/b/me", &first.token).await;
     assert_eq!(
-        field(root(&closed), "enduser.id"),
-        Some(first.account_id.as_str())
+        (shared.status, shared.verified()),
+        (200, vec![("shared", "ok")])
     );
-    seen.extend(closed);
-
-    // A refused token: its span says why; no enduser.id. Then a cached
+    assert_eq!((shared.upstream_ms, shared.enduser), (None, id1));
+    // A refused token: its span says why, no enduser.id; then a cached
     // refusal: no span.
-    assert_eq!(get("/a/me", bogus).await, 401);
-    let closed = spans.after(1).await;
-    let verify = verify_spans(&closed);
-    assert_eq!(verify.len(), 1, "{closed:#?}");
+    let refused = one("/a/me", bogus).await;
     assert_eq!(
-        (field(verify[0], "path"), field(verify[0], "outcome")),
-        (Some("miss"), Some("invalid_token"))
+        (refused.status, refused.verified()),
+        (401, vec![("miss", "invalid_token")])
     );
-    assert_eq!(field(root(&closed), "enduser.id"), None);
-    seen.extend(closed);
-    assert_eq!(get("/a/me", bogus).await, 401);
-    let closed = spans.after(1).await;
-    assert!(verify_spans(&closed).is_empty(), "{closed:#?}");
-    seen.extend(closed);
-
+    assert_eq!(refused.enduser, None);
+    let cached = one("/a/me", bogus).await;
+    assert_eq!((cached.status, cached.verified()), (401, vec![]));
     // The extractor alone records the enduser.id too.
-    assert_eq!(get("/x/me", &second.token).await, 200);
-    let closed = spans.after(1).await;
-    let verify = verify_spans(&closed);
-    assert_eq!(verify.len(), 1, "{closed:#?}");
-    assert_eq!(field(verify[0], "path"), Some("miss"));
+    let extracted = one("/x/me", &second.token).await;
     assert_eq!(
-        field(root(&closed), "enduser.id"),
-        Some(second.account_id.as_str())
+        (extracted.status, extracted.verified()),
+        (200, vec![("miss", "ok")])
     );
-    seen.extend(closed);
+    assert_eq!(extracted.enduser, id2);
 
     // Two requests for one token while Account Kit is slow: the second
     // joins the first one's verification, sent once it is under way.
