@@ -40,7 +40,8 @@
 //! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
 //! `GET /me` and `POST /logout` (protected), `GET /me/fresh` (`/me` with a
 //! max age of one second: a token logged out at Account Kit by another
-//! service is refused there within a second), `GET /stats` (cache counters).
+//! service is refused there within a second), `GET /stats` (cache counters),
+//! `GET /metrics` (Prometheus, with `--features emulator,prometheus`).
 
 use std::net::SocketAddr;
 
@@ -187,11 +188,20 @@ async fn main() -> std::io::Result<()> {
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());
     let auth = kit.auth().clone();
+    #[cfg(feature = "prometheus")]
+    let metrics = actix_accountkit::metrics::endpoint("/metrics", {
+        let mut registry = actix_accountkit::metrics::Registry::default();
+        kit.register_metrics(&mut registry);
+        registry
+    });
+    #[cfg(not(feature = "prometheus"))]
+    let metrics = |_: &mut web::ServiceConfig| {};
     // `/me/fresh`: `/me` for routes that must not trust an old verification
     // (payments, account changes): re-verified upstream once a second.
     let fresh = auth.max_age(std::time::Duration::from_secs(1));
     let mut server = HttpServer::new(move || {
         App::new()
+            .configure(metrics.clone())
             .app_data(admin.clone())
             .app_data(cache.clone())
             .route("/", web::get().to(index))

@@ -20,6 +20,8 @@ mod fail_fast;
 mod freshness;
 mod hostile;
 mod load;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod nested_auth;
 mod outage;
 mod protect;
@@ -28,3 +30,4 @@ mod redis_tier;
 mod revocation;
 mod secret_logs;
 mod secrets;
+mod tracing_spans;
