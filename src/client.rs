@@ -55,6 +55,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, GraphErrorEnvelope};
+use crate::observe::{self, Call, UpstreamTimings};
 use crate::types::{Account, AccountsPage, Success, TokenExchange};
 
 /// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
@@ -91,6 +92,8 @@ struct Inner {
     access_token: Url,
     logout: Url,
     accounts: Url,
+    /// How long each request took, by call (feature `prometheus`).
+    timings: UpstreamTimings,
 }
 
 impl GraphClient {
@@ -132,6 +135,7 @@ impl GraphClient {
                 access_token,
                 logout,
                 accounts,
+                timings: UpstreamTimings::default(),
             }),
         })
     }
@@ -221,7 +225,9 @@ impl GraphClient {
     /// of the listing). A wrong id or secret comes back as code 2, and so
     /// does an outage: [`check_service`](Self::check_service) tells which.
     pub async fn check_app_credentials(&self) -> Result<(), Error> {
-        self.accounts_page(1, None).await.map(drop)
+        observe::credentials_check(self.accounts_page(1, None))
+            .await
+            .map(drop)
     }
 
     /// Checks that Account Kit is answering at all, without sending any
@@ -242,9 +248,15 @@ impl GraphClient {
     /// ```
     pub async fn check_service(&self) -> Result<(), Error> {
         let params = [("access_token", SERVICE_PROBE_TOKEN)];
-        let answer = self
-            .call::<serde::de::IgnoredAny>(Method::GET, &self.inner.me, &params, &[], Resend::Read)
-            .await;
+        // Timed with the credential self-check it belongs to, not as `/me`.
+        let answer = observe::credentials_check(self.call::<serde::de::IgnoredAny>(
+            Method::GET,
+            &self.inner.me,
+            &params,
+            &[],
+            Resend::Read,
+        ))
+        .await;
         match answer {
             Ok(_) => Ok(()),
             Err(e)
@@ -351,6 +363,30 @@ impl GraphClient {
             .then(|| config.appsecret_proof(access_token))
     }
 
+    /// Which call a request to `url` is, for the duration histogram.
+    fn call_of(&self, method: &Method, url: &Url) -> Call {
+        let inner = &self.inner;
+        if *url == inner.me {
+            Call::Me
+        } else if *url == inner.access_token {
+            Call::AccessToken
+        } else if *url == inner.logout {
+            Call::Logout
+        } else if *method == Method::DELETE {
+            Call::Delete
+        } else if url.path().ends_with("/invalidate_all_tokens") {
+            Call::InvalidateAllTokens
+        } else {
+            Call::Accounts
+        }
+    }
+
+    /// The durations of the requests sent, by call.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn timings(&self) -> &UpstreamTimings {
+        &self.inner.timings
+    }
+
     fn account_url(&self, account_id: &str, suffix: &str) -> Result<Url, Error> {
         if account_id.is_empty()
             || account_id.len() > 32
@@ -419,7 +455,13 @@ impl GraphClient {
                 .map(|(_, value)| *value)
                 .chain(extra_secrets.iter().copied())
                 .collect();
-            match self.send(request, &secrets).await {
+            let sent = self.send(request, &secrets);
+            match self
+                .inner
+                .timings
+                .time(|| self.call_of(&method, url), sent)
+                .await
+            {
                 Err(e) if retry < policy.max_retries && resend.allows(&e) => {
                     retry += 1;
                     let wait = jitter(policy.backoff(retry));

@@ -160,6 +160,9 @@ mod proof;
 mod reply;
 mod routes;
 mod state;
+mod testing;
+
+pub use testing::{Calls, ControlError, EmulatorControl, Fault, Login};
 
 use std::fmt;
 use std::io;
