@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, GraphErrorEnvelope};
-use crate::observe::{self, Call, UpstreamTimings};
+use crate::observe::upstream::{self, Call, UpstreamTimings};
 use crate::types::{Account, AccountsPage, Success, TokenExchange};
 
 /// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
@@ -176,7 +176,7 @@ impl GraphClient {
     /// Checks the app id and app secret with an app-token call (one account
     /// of the listing). A wrong id or secret comes back as code 2.
     pub async fn check_app_credentials(&self) -> Result<(), Error> {
-        observe::credentials_check(self.accounts_page(1, None))
+        upstream::credentials_check(self.accounts_page(1, None))
             .await
             .map(drop)
     }
