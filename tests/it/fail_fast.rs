@@ -4,7 +4,6 @@
 //! environment).
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use actix_accountkit::config::{Config, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use actix_accountkit::error::{CheckError, ConfigError};
@@ -12,7 +11,7 @@ use actix_accountkit::AccountKit;
 use secrecy::ExposeSecret;
 
 use crate::support::closing_port::ClosingPort;
-use crate::support::process::{clean_env, demo, example_bin, Finished, Spawned, SERVING};
+use crate::support::process::{demo, Finished, SERVING};
 use crate::support::{self, APP_ID, APP_SECRET, CLIENT_TOKEN};
 
 const WRONG_SECRET: &str = "facebook-app-secret-not-the-ak-one";
