@@ -55,7 +55,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, GraphErrorEnvelope};
-use crate::observe::{self, Call, UpstreamTimings};
+use crate::observe::upstream::{self, Call, UpstreamTimings};
 use crate::types::{Account, AccountsPage, Success, TokenExchange};
 
 /// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
@@ -225,7 +225,7 @@ impl GraphClient {
     /// of the listing). A wrong id or secret comes back as code 2, and so
     /// does an outage: [`check_service`](Self::check_service) tells which.
     pub async fn check_app_credentials(&self) -> Result<(), Error> {
-        observe::credentials_check(self.accounts_page(1, None))
+        upstream::credentials_check(self.accounts_page(1, None))
             .await
             .map(drop)
     }
@@ -249,7 +249,7 @@ impl GraphClient {
     pub async fn check_service(&self) -> Result<(), Error> {
         let params = [("access_token", SERVICE_PROBE_TOKEN)];
         // Timed with the credential self-check it belongs to, not as `/me`.
-        let answer = observe::credentials_check(self.call::<serde::de::IgnoredAny>(
+        let answer = upstream::credentials_check(self.call::<serde::de::IgnoredAny>(
             Method::GET,
             &self.inner.me,
             &params,

@@ -423,7 +423,9 @@ pub enum ConfigError {
 #[non_exhaustive]
 pub enum CheckError {
     /// Account Kit refused the app id or the app secret (code 2 to an
-    /// app-token call, or the app token refused as invalid).
+    /// app-token call while the service answers a call without credentials,
+    /// or the app token refused as invalid); the source is
+    /// [`Error::CredentialsRefused`].
     #[error(
         "Account Kit refused the credentials of app {app_id}: the Account Kit app secret \
          is wrong for this app id (or the app id is wrong). Use the app's Account Kit \
@@ -733,7 +735,20 @@ mod tests {
         assert!(matches!(down, CheckError::Unreachable { .. }), "{down:?}");
         assert!(!down.is_definite());
         assert!(!down.to_string().contains("shut down"));
-        let refused = crate::kit::classify_check(&emulator, graph(500, 2));
+        // A code 2 the self-check could not explain (the service answered
+        // code 2 without credentials too) is an outage; a refusal the check
+        // confirmed is definite.
+        let outage = crate::kit::classify_check(&emulator, graph(500, 2));
+        assert!(
+            matches!(outage, CheckError::Unreachable { .. }),
+            "{outage:?}"
+        );
+        assert!(!outage.is_definite());
+        let confirmed = Error::CredentialsRefused {
+            app_id: "1234".into(),
+            source: Arc::new(graph(500, 2)),
+        };
+        let refused = crate::kit::classify_check(&emulator, confirmed);
         assert!(refused.is_credentials() && refused.is_definite());
         assert!(refused.to_string().contains("1234"));
         assert!(refused.to_string().contains("Account Kit app secret"));

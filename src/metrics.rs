@@ -97,7 +97,8 @@ use crate::auth::AccountKitAuth;
 use crate::cache::CachedVerifier;
 use crate::client::GraphClient;
 use crate::kit::AccountKit;
-use crate::observe::{Call, Reason};
+use crate::observe::upstream::Call;
+use crate::observe::Reason;
 
 /// `Content-Type` of the OpenMetrics text format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

@@ -4,7 +4,6 @@
 //! environment).
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use actix_accountkit::config::{Config, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use actix_accountkit::error::{CheckError, ConfigError};
@@ -12,7 +11,7 @@ use actix_accountkit::AccountKit;
 use secrecy::ExposeSecret;
 
 use crate::support::closing_port::ClosingPort;
-use crate::support::process::{clean_env, example_bin, Finished, Spawned};
+use crate::support::process::{demo, Finished, SERVING};
 use crate::support::{self, APP_ID, APP_SECRET, CLIENT_TOKEN};
 
 const WRONG_SECRET: &str = "facebook-app-secret-not-the-ak-one";
@@ -252,17 +251,6 @@ async fn emulator_host_reaches_the_emulator_over_http() {
 // The demo example run as a child process, configured by the environment
 // (nothing else of the test's environment reaches it), killed at the end
 // even when the test fails.
-
-fn demo(vars: &[(&str, &str)]) -> Spawned {
-    let mut cmd = Command::new(example_bin("demo"));
-    clean_env(&mut cmd)
-        .args(["--addr", "127.0.0.1:0", "--workers", "1"])
-        .envs(vars.iter().copied());
-    Spawned::start(&mut cmd)
-}
-
-/// The line the demo prints once its socket is bound (after the check).
-const SERVING: &str = "Demo API:";
 
 /// Runs the demo, which must exit without serving; what it printed, which
 /// must not hold the app secret it was given.

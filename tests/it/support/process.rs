@@ -233,3 +233,17 @@ impl Drop for Spawned {
         }
     }
 }
+
+/// The demo example run as a child process on 127.0.0.1, port 0, with one
+/// worker, configured by `vars` alone (nothing else of the test's
+/// environment reaches it); killed when dropped.
+pub fn demo(vars: &[(&str, &str)]) -> Spawned {
+    let mut cmd = Command::new(example_bin("demo"));
+    clean_env(&mut cmd)
+        .args(["--addr", "127.0.0.1:0", "--workers", "1"])
+        .envs(vars.iter().copied());
+    Spawned::start(&mut cmd)
+}
+
+/// The line the demo prints once its socket is bound (after the check).
+pub const SERVING: &str = "Demo API:";
