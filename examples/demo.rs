@@ -199,6 +199,7 @@ async fn main() -> std::io::Result<()> {
     // `/me/fresh`: `/me` for routes that must not trust an old verification
     // (payments, account changes): re-verified upstream once a second.
     let fresh = auth.max_age(std::time::Duration::from_secs(1));
+    #[cfg_attr(not(feature = "prometheus"), allow(clippy::clone_on_copy))]
     let mut server = HttpServer::new(move || {
         App::new()
             .configure(metrics.clone())
