@@ -30,6 +30,14 @@ pub const DEFAULT_CLAIM_WAIT: Duration = Duration::from_secs(2);
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// Revocations queued while Redis is unreachable. Default is 10,000.
 pub const DEFAULT_MAX_PENDING: usize = 10_000;
+/// Consecutive timeouts that open the breaker. Default is 2.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 2;
+/// How long the breaker stays open before its first probe. Default is
+/// 500 ms.
+pub const DEFAULT_BREAKER_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest the breaker stays open between two probes (the wait doubles
+/// while probes time out). Default is 5 s.
+pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Builder of [`RedisTier`], from [`RedisTier::builder`].
 pub struct RedisTierBuilder {
@@ -78,6 +86,9 @@ impl RedisTier {
                 claim_wait: DEFAULT_CLAIM_WAIT,
                 health_interval: DEFAULT_HEALTH_INTERVAL,
                 max_pending: DEFAULT_MAX_PENDING,
+                breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
+                breaker_backoff: DEFAULT_BREAKER_BACKOFF,
+                breaker_max_backoff: DEFAULT_BREAKER_MAX_BACKOFF,
             },
         }
     }
@@ -128,6 +139,23 @@ impl RedisTierBuilder {
     /// [`DEFAULT_MAX_PENDING`].
     pub fn max_pending(mut self, n: usize) -> Self {
         self.settings.max_pending = n.max(1);
+        self
+    }
+
+    /// The breaker: after `threshold` consecutive timeouts (at least 1) of
+    /// calls made for requests, Redis is skipped (the local cache and
+    /// Account Kit answer at once) and the connections are replaced; after
+    /// `backoff`, one request probes Redis again: an answer closes the
+    /// breaker, a timeout opens it for twice as long, up to `max_backoff`.
+    /// A hung Redis thus costs `threshold` timeouts, then at most one per
+    /// probe. Defaults are [`DEFAULT_BREAKER_THRESHOLD`],
+    /// [`DEFAULT_BREAKER_BACKOFF`] and [`DEFAULT_BREAKER_MAX_BACKOFF`];
+    /// [`SharedStats::breaker`](crate::shared::SharedStats::breaker) says
+    /// its state.
+    pub fn breaker(mut self, threshold: u32, backoff: Duration, max_backoff: Duration) -> Self {
+        self.settings.breaker_threshold = threshold.max(1);
+        self.settings.breaker_backoff = backoff.max(Duration::from_millis(1));
+        self.settings.breaker_max_backoff = max_backoff.max(self.settings.breaker_backoff);
         self
     }
 

@@ -68,6 +68,20 @@
 //! [`SharedStats::errors`] counts the failures, logged with `tracing` (no
 //! token, no URL). A background task reconnects with exponential backoff up to
 //! [`RedisTierBuilder::max_backoff`] ([`SharedStats::reconnects`]).
+//!
+//! A Redis that hangs (stopped, overloaded, a connection that went silent)
+//! refuses nothing: each call would wait out the timeout. The tier's
+//! breaker ([`RedisTierBuilder::breaker`]) opens after two consecutive
+//! timeouts ([`SharedStats::timeouts`]): requests then skip Redis at once
+//! ([`SharedStats::skipped`]) and the connections are replaced; after a
+//! back-off (500 ms, doubling up to 5 s while Redis stays hung) one request
+//! probes Redis, and an answer closes the breaker. A hung Redis thus costs
+//! two timeouts, then one per probe, not one per cache miss
+//! ([`SharedStats::breaker`] says closed, open or half-open).
+//!
+//! A verification that claimed a token (the others wait for its answer)
+//! and is then dropped before it stores anything (its flight deadline
+//! passed) releases the claim at once ([`SharedTier::release`]).
 //! Revocations made meanwhile are queued and published once Redis is back.
 //! An instance that may have missed revocations (Redis's revocation counter
 //! moved since the instance's last checkpoint, taken at each liveness check
@@ -90,6 +104,10 @@
 //! [`SharedStats::errors`]: crate::shared::SharedStats::errors
 //! [`SharedStats::reconnects`]: crate::shared::SharedStats::reconnects
 //! [`SharedStats::resyncs`]: crate::shared::SharedStats::resyncs
+//! [`SharedStats::timeouts`]: crate::shared::SharedStats::timeouts
+//! [`SharedStats::skipped`]: crate::shared::SharedStats::skipped
+//! [`SharedStats::breaker`]: crate::shared::SharedStats::breaker
+//! [`SharedTier::release`]: crate::shared::SharedTier::release
 
 // One concern a module, each using only the ones listed before it:
 // error      why a tier cannot be built (the public error)
@@ -97,11 +115,13 @@
 // messages   the revocation messages' wire format, and the instance ids
 // entry      the shared entries and their seal (`v1.{expiry}.{mac}.{json}`)
 // scripts    the Lua scripts (`scripts/*.lua`) and the lookup's answer
+// breaker    when calls made for requests skip Redis (after timeouts)
 // state      what callers and the background thread share; bounds, failures
 // calls      lookup (and claims), store, publish (and its queue)
 // connection the background thread: connect, subscribe, liveness, resync
 // tier       `RedisTier` and its `SharedTier` impl
 // builder    `RedisTier::builder` → `RedisTierBuilder` → `build()`
+mod breaker;
 mod builder;
 mod calls;
 mod connection;
@@ -114,7 +134,8 @@ mod state;
 mod tier;
 
 pub use builder::{
-    RedisTierBuilder, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
+    RedisTierBuilder, DEFAULT_BREAKER_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF,
+    DEFAULT_BREAKER_THRESHOLD, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_PENDING, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
 };
 pub use error::RedisTierError;

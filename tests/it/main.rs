@@ -19,6 +19,8 @@ mod nested_auth;
 mod outage;
 mod protect;
 #[cfg(feature = "redis")]
+mod redis_breaker;
+#[cfg(feature = "redis")]
 mod redis_tier;
 mod revocation;
 mod secret_logs;

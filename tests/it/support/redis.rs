@@ -1,0 +1,431 @@
+//! Real `redis-server` processes for the Redis tier's tests (each on free
+//! loopback ports, in a temporary directory of its own, killed on drop),
+//! and instances of the app under test sharing them.
+//!
+//! Everything waits on readiness (an answered `PING`, `cluster_state:ok`),
+//! never on a fixed sleep, and every wait is bounded: a hang fails the test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use actix_accountkit::cache::CacheConfig;
+use actix_accountkit::emulator::Emulator;
+use actix_accountkit::redis::{RedisTier, RedisTierBuilder};
+use actix_accountkit::shared::SharedStats;
+use actix_accountkit::AccountKit;
+
+/// Polls `$check` (an expression that may `.await`) every millisecond
+/// until it holds, failing the test after `$limit`; evaluates to the time
+/// it took.
+#[macro_export]
+macro_rules! within {
+    ($limit:expr, $what:expr, $check:expr) => {{
+        let start = std::time::Instant::now();
+        loop {
+            if $check {
+                break start.elapsed();
+            }
+            assert!(
+                start.elapsed() < $limit,
+                "{}: not within {:?}",
+                $what,
+                $limit
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }};
+}
+
+/// A program of the Redis packages, found on PATH.
+fn program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not on PATH: the Redis tests need a real one. Install it \
+                 (Debian/Ubuntu: `sudo apt-get install -y redis-server redis-tools`, \
+                 macOS: `brew install redis`); .ci/run does this for CI."
+            )
+        })
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Polls `check` (blocking) until it holds; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How a server listens.
+#[derive(Clone)]
+enum Mode {
+    Plain,
+    /// TLS only (`--port 0`), with these files.
+    Tls(TlsFiles),
+    /// A cluster node, its bus on this port.
+    Cluster {
+        bus_port: u16,
+        node_timeout_ms: u64,
+    },
+}
+
+/// The PEM files of a TLS server, and what its clients need.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// The CA certificate, PEM.
+    pub ca_pem: Vec<u8>,
+    /// Whether clients must present a certificate signed by the CA.
+    pub auth_clients: bool,
+}
+
+/// A `redis-server` on 127.0.0.1, no persistence, in a directory of its
+/// own; killed on drop.
+pub struct RedisServer {
+    binary: PathBuf,
+    pub port: u16,
+    mode: Mode,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A plaintext server, started.
+    pub fn start() -> Self {
+        let mut server = Self::new(Mode::Plain);
+        server.restart();
+        server
+    }
+
+    /// A TLS-only server (no plaintext port), started.
+    pub fn start_tls(files: TlsFiles) -> Self {
+        let mut server = Self::new(Mode::Tls(files));
+        server.restart();
+        server
+    }
+
+    /// A cluster node, started, not yet part of a cluster.
+    pub fn start_cluster_node(node_timeout: Duration) -> Self {
+        let mut server = Self::new(Mode::Cluster {
+            bus_port: free_port(),
+            node_timeout_ms: node_timeout.as_millis() as u64,
+        });
+        server.restart();
+        server
+    }
+
+    fn new(mode: Mode) -> Self {
+        Self {
+            binary: program("redis-server"),
+            port: free_port(),
+            mode,
+            dir: tempfile::tempdir().expect("a directory for redis-server"),
+            child: None,
+        }
+    }
+
+    /// Its URL (`rediss://` for a TLS server).
+    pub fn url(&self) -> String {
+        match self.mode {
+            Mode::Tls(_) => format!("rediss://127.0.0.1:{}/", self.port),
+            _ => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The directory it runs in (cluster nodes keep `nodes.conf` there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts (again) on the same port and waits until it answers PING.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut command = Command::new(&self.binary);
+        command
+            .current_dir(self.dir.path())
+            .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path());
+        let port = self.port.to_string();
+        match &self.mode {
+            Mode::Plain => {
+                command.args(["--port", &port]);
+            }
+            Mode::Tls(files) => {
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(&files.cert)
+                    .arg("--tls-key-file")
+                    .arg(&files.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&files.ca)
+                    .args([
+                        "--tls-auth-clients",
+                        if files.auth_clients { "yes" } else { "no" },
+                    ]);
+            }
+            Mode::Cluster {
+                bus_port,
+                node_timeout_ms,
+            } => {
+                command
+                    .args(["--port", &port, "--cluster-enabled", "yes"])
+                    .args(["--cluster-port", &bus_port.to_string()])
+                    .args(["--cluster-config-file", "nodes.conf"])
+                    .args(["--cluster-node-timeout", &node_timeout_ms.to_string()])
+                    // Fail over whatever the replica's data age.
+                    .args(["--cluster-replica-validity-factor", "0"]);
+            }
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        wait_until(Duration::from_secs(10), "redis-server answers PING", || {
+            self.ping()
+        });
+    }
+
+    /// Whether it answers PING now.
+    pub fn ping(&self) -> bool {
+        match &self.mode {
+            Mode::Tls(_) => self.tcp_open(),
+            _ => self.command(&["PING"]).is_ok_and(|r| r == "+PONG"),
+        }
+    }
+
+    /// Whether its port accepts connections (for a server that answers
+    /// only clients with a certificate).
+    fn tcp_open(&self) -> bool {
+        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Stops it with SIGSTOP (its sockets stay open, nothing answers)
+    /// until the guard is dropped (SIGCONT), whatever happens meanwhile.
+    pub fn stop(&self) -> Stopped {
+        signal(self.pid(), "STOP");
+        Stopped { pid: self.pid() }
+    }
+
+    /// One command in RESP over plaintext; the reply's first line, or the
+    /// bulk string.
+    pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes())?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end().to_owned();
+        match line.strip_prefix('$').map(str::parse::<i64>) {
+            Some(Ok(n)) if n >= 0 => {
+                let mut body = vec![0; n as usize + 2];
+                reader.read_exact(&mut body)?;
+                body.truncate(n as usize);
+                Ok(String::from_utf8_lossy(&body).into_owned())
+            }
+            _ => Ok(line),
+        }
+    }
+
+    /// Every key and every value, one a line.
+    pub fn dump(&self) -> String {
+        const DUMP: &str = "local r = {} \
+            for _, k in ipairs(redis.call('KEYS', '*')) do \
+              table.insert(r, k) \
+              local t = redis.call('TYPE', k).ok \
+              if t == 'string' then table.insert(r, redis.call('GET', k)) \
+              elseif t == 'set' then for _, m in ipairs(redis.call('SMEMBERS', k)) do table.insert(r, m) end end \
+            end return table.concat(r, '\\n')";
+        self.command(&["EVAL", DUMP, "0"]).expect("dump")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a signal through the shell's `kill` (always there, unlike
+/// procps).
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{name} {pid}")])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// A server stopped by [`RedisServer::stop`]; continued on drop.
+pub struct Stopped {
+    pid: u32,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // Not asserted: the server may already be gone.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -CONT {} 2>/dev/null", self.pid)])
+            .status();
+    }
+}
+
+// ---------------------------------------------------------------- instances
+
+/// An instance of the app under test: a kit whose cache shares a Redis
+/// tier, served over real HTTP.
+pub struct Instance {
+    pub kit: AccountKit,
+    pub redis: RedisTier,
+    pub app: Served,
+}
+
+/// The tests' tier settings: short bounds, so that failures show quickly.
+pub fn quick(tier: RedisTierBuilder) -> RedisTierBuilder {
+    tier.timeout(Duration::from_millis(200))
+        .max_backoff(Duration::from_millis(200))
+        .health_interval(Duration::from_millis(500))
+}
+
+impl Instance {
+    pub fn start(emu: &Emulator, server: &RedisServer) -> Self {
+        Self::start_with(emu, server, |tier| tier, CacheConfig::default())
+    }
+
+    /// An instance on `server` whose tier builder (after [`quick`]) and
+    /// cache settings the test adjusts.
+    pub fn start_with(
+        emu: &Emulator,
+        server: &RedisServer,
+        tier: impl FnOnce(RedisTierBuilder) -> RedisTierBuilder,
+        cache: CacheConfig,
+    ) -> Self {
+        let config = config(emu).build().expect("config");
+        let builder = tier(quick(RedisTier::builder(server.url(), &config)));
+        Self::with_tier(emu, builder, cache)
+    }
+
+    /// An instance with the tier `builder` builds.
+    pub fn with_tier(emu: &Emulator, builder: RedisTierBuilder, cache: CacheConfig) -> Self {
+        let config = config(emu).build().expect("config");
+        let redis = builder.build().expect("redis tier");
+        let kit = AccountKit::builder(config)
+            .cache(cache)
+            .shared_tier(redis.clone())
+            .build()
+            .expect("kit");
+        let app = protected_app(&kit);
+        Self { kit, redis, app }
+    }
+
+    /// `/me`'s status and body (the account id on a 200).
+    pub async fn me_body(&self, token: &str) -> (u16, String) {
+        let res = get_with(&self.app.url("/me"), Some(token)).await;
+        let status = res.status().as_u16();
+        (status, res.text().await.expect("body"))
+    }
+
+    pub fn stats(&self) -> SharedStats {
+        self.redis.stats()
+    }
+
+    pub async fn me(&self, token: &str) -> u16 {
+        get_with(&self.app.url("/me"), Some(token))
+            .await
+            .status()
+            .as_u16()
+    }
+
+    pub async fn logout(&self, token: &str) {
+        let res = http()
+            .post(self.app.url("/logout"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("logout");
+        assert_eq!(res.status(), 204);
+    }
+}
+
+/// Waits until every instance's tier is (or is not) connected.
+pub async fn connected(instances: &[&Instance], yes: bool) {
+    within!(
+        Duration::from_secs(10),
+        "connection state",
+        instances.iter().all(|i| i.stats().connected == yes)
+    );
+}
+
+/// A plain Redis client, as anyone who can reach the server would use.
+pub async fn attacker(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("attacker connects")
+}
+
+pub async fn raw<T: ::redis::FromRedisValue>(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = ::redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn).await.expect("raw command")
+}
+
+/// Lowercase hex SHA-256 of a token: its name in Redis.
+pub fn hex_sha256(token: &str) -> String {
+    hex::encode(actix_accountkit::hash::token_hash(token))
+}
