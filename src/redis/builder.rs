@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::Client;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use super::connection::{Background, MIN_BACKOFF};
 use super::entry::Sealer;
@@ -14,6 +14,7 @@ use super::error::RedisTierError;
 use super::keys::Keys;
 use super::state::{Settings, State};
 use super::tier::RedisTier;
+use super::tls::TlsSettings;
 use crate::config::Config;
 
 /// First part of every key and of the channel name. Default is
@@ -47,6 +48,7 @@ pub struct RedisTierBuilder {
     sealer: Sealer,
     namespace: String,
     settings: Settings,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for RedisTierBuilder {
@@ -55,14 +57,16 @@ impl fmt::Debug for RedisTierBuilder {
             .field("url", &"[redacted]")
             .field("app_id", &self.app_id)
             .field("namespace", &self.namespace)
+            .field("ca_certificate", &self.tls.ca.is_some())
+            .field("client_certificate", &self.tls.identity.is_some())
             .field("timeout", &self.settings.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisTier {
-    /// A builder for the Redis at `url` (`redis://[:password@]host[:port][/db]`;
-    /// kept secret), for the app of `config`.
+    /// A builder for the Redis at `url` (`redis://[[user]:password@]host[:port][/db]`,
+    /// or `rediss://…` for TLS; kept secret), for the app of `config`.
     ///
     /// The tier takes the app id from `config`, and derives from its app
     /// secret the key that authenticates every entry it writes and reads
@@ -90,6 +94,7 @@ impl RedisTier {
                 breaker_backoff: DEFAULT_BREAKER_BACKOFF,
                 breaker_max_backoff: DEFAULT_BREAKER_MAX_BACKOFF,
             },
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -159,6 +164,49 @@ impl RedisTierBuilder {
         self
     }
 
+    /// TLS: trust only the CA certificate(s) in `pem` (PEM, one or more)
+    /// for the server's certificate, instead of the system's roots (a
+    /// managed Redis with a private CA, a self-signed server). The URL
+    /// must be `rediss://`; the certificate must still name its host.
+    /// Checked by [`build`](Self::build): a PEM without a readable
+    /// certificate is refused there.
+    ///
+    /// ```no_run
+    /// use actix_accountkit::{redis::RedisTier, Config};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::builder("1234", "account-kit-app-secret").build()?;
+    /// let ca = std::fs::read("/etc/redis/ca.pem")?;
+    /// let redis = RedisTier::builder("rediss://:password@redis.internal:6380/", &config)
+    ///     .ca_certificate_pem(&ca)
+    ///     .build()?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    ///
+    /// A server whose certificate does not chain to the CA (or does not
+    /// name the host) gets no connection: the handshake failure is logged,
+    /// [`SharedStats::connected`](crate::shared::SharedStats::connected)
+    /// stays `false`, and requests go to Account Kit.
+    pub fn ca_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.ca = Some(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Mutual TLS: present this client certificate (PEM, the chain) and
+    /// its private key (PEM; kept secret, never shown) to a server that
+    /// asks for one (`tls-auth-clients yes`). The URL must be `rediss://`.
+    pub fn client_certificate_pem(
+        mut self,
+        certificate: impl AsRef<[u8]>,
+        private_key: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls.identity = Some((
+            certificate.as_ref().to_vec(),
+            SecretSlice::from(private_key.as_ref().to_vec()),
+        ));
+        self
+    }
+
     /// Checks the settings and starts the background thread, which
     /// connects (and reconnects) on its own: this returns at once, even if
     /// Redis is unreachable.
@@ -170,8 +218,8 @@ impl RedisTierBuilder {
 
     /// The tier's state, checked, without a thread or a connection.
     pub(super) fn into_state(self) -> Result<State, RedisTierError> {
-        let client =
-            Client::open(self.url.expose_secret()).map_err(|_| RedisTierError::InvalidUrl)?;
+        let info = self.tls.connection_info(self.url.expose_secret())?;
+        let client = Client::open(info).map_err(|_| RedisTierError::InvalidUrl)?;
         if self.app_id.is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RedisTierError::InvalidAppId);
         }

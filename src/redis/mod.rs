@@ -120,23 +120,28 @@
 // calls      lookup (and claims), store, publish (and its queue)
 // connection the background thread: connect, subscribe, liveness, resync
 // tier       `RedisTier` and its `SharedTier` impl
+// tls        `rediss://`: the CA and client certificate, checked
 // builder    `RedisTier::builder` → `RedisTierBuilder` → `build()`
+// env        `RedisTier::from_env`: the ACCOUNTKIT_REDIS_* variables
 mod breaker;
 mod builder;
 mod calls;
 mod connection;
 mod entry;
+mod env;
 mod error;
 mod keys;
 mod messages;
 mod scripts;
 mod state;
 mod tier;
+mod tls;
 
 pub use builder::{
     RedisTierBuilder, DEFAULT_BREAKER_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF,
     DEFAULT_BREAKER_THRESHOLD, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_PENDING, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
 };
+pub use env::{ENV_REDIS_CA_CERT, ENV_REDIS_URL};
 pub use error::RedisTierError;
 pub use tier::RedisTier;

@@ -22,6 +22,8 @@ mod protect;
 mod redis_breaker;
 #[cfg(feature = "redis")]
 mod redis_tier;
+#[cfg(feature = "redis")]
+mod redis_tls;
 mod revocation;
 mod secret_logs;
 mod secrets;

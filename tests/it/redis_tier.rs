@@ -8,8 +8,6 @@
 //! revocations (extra misses at most). The subscription stays up across its
 //! liveness checks, and an account's index keeps live entries only.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::support::redis::*;
@@ -306,43 +304,6 @@ async fn a_tier_built_for_another_app_is_refused() {
 }
 
 // ---------------------------------------------------------------- an attacker with write access to Redis
-
-/// The tier's log lines, from every thread (the tier logs on its own).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
-
-/// Installs one global subscriber for this test binary (the first caller
-/// does) and returns its buffer.
-fn logs() -> Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("actix_accountkit=debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init();
-        captured
-    })
-    .clone()
-}
 
 /// A well-formed token Account Kit never issued.
 const MADE_UP: &str = "EMAWmadeUpTokenThatAccountKitNeverIssued0123456789abcdef";

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -96,6 +97,83 @@ pub struct TlsFiles {
     pub ca_pem: Vec<u8>,
     /// Whether clients must present a certificate signed by the CA.
     pub auth_clients: bool,
+    /// A client certificate and key signed by the CA, PEM.
+    pub client: (Vec<u8>, Vec<u8>),
+}
+
+/// A private CA, with a server certificate for 127.0.0.1 and localhost
+/// and a client certificate it signed: made here (rcgen), written to a
+/// temporary directory for redis-server.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    server: (String, String),
+    /// A client certificate and its key, PEM.
+    pub client: (String, String),
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "actix-accountkit test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_pem = ca.self_signed(&ca_key).expect("CA certificate").pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(names).expect("params");
+            params.distinguished_name.push(DnType::CommonName, "redis");
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().expect("key");
+            let cert = params.signed_by(&key, &issuer).expect("certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let server = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let client = leaf(vec!["client".into()], ExtendedKeyUsagePurpose::ClientAuth);
+        Self {
+            dir: tempfile::tempdir().expect("a directory for the certificates"),
+            ca_pem,
+            server,
+            client,
+        }
+    }
+
+    /// The files a TLS redis-server needs (written now).
+    pub fn server_files(&self, auth_clients: bool) -> TlsFiles {
+        let write = |name: &str, pem: &str| {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, pem).expect("write a PEM file");
+            path
+        };
+        TlsFiles {
+            cert: write("server.pem", &self.server.0),
+            key: write("server.key", &self.server.1),
+            ca: write("ca.pem", &self.ca_pem),
+            ca_pem: self.ca_pem.clone().into_bytes(),
+            auth_clients,
+            client: (
+                self.client.0.clone().into_bytes(),
+                self.client.1.clone().into_bytes(),
+            ),
+        }
+    }
+
+    /// The CA certificate's file (what `ACCOUNTKIT_REDIS_CA_CERT` names).
+    pub fn ca_file(&self) -> PathBuf {
+        let path = self.dir.path().join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write the CA file");
+        path
+    }
 }
 
 /// A `redis-server` on 127.0.0.1, no persistence, in a directory of its
@@ -217,15 +295,21 @@ impl RedisServer {
     /// Whether it answers PING now.
     pub fn ping(&self) -> bool {
         match &self.mode {
-            Mode::Tls(_) => self.tcp_open(),
+            Mode::Tls(files) => {
+                let certificates = ::redis::TlsCertificates {
+                    client_tls: Some(::redis::ClientTlsConfig {
+                        client_cert: files.client.0.clone(),
+                        client_key: files.client.1.clone(),
+                    }),
+                    root_cert: Some(files.ca_pem.clone()),
+                };
+                ::redis::Client::build_with_tls(self.url(), certificates)
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                    .and_then(|mut c| ::redis::cmd("PING").query::<String>(&mut c))
+                    .is_ok_and(|r| r == "PONG")
+            }
             _ => self.command(&["PING"]).is_ok_and(|r| r == "+PONG"),
         }
-    }
-
-    /// Whether its port accepts connections (for a server that answers
-    /// only clients with a certificate).
-    fn tcp_open(&self) -> bool {
-        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
     }
 
     /// Kills it (SIGKILL: no goodbye to the clients).
@@ -428,4 +512,41 @@ pub async fn raw<T: ::redis::FromRedisValue>(
 /// Lowercase hex SHA-256 of a token: its name in Redis.
 pub fn hex_sha256(token: &str) -> String {
     hex::encode(actix_accountkit::hash::token_hash(token))
+}
+
+/// The tier's log lines, from every thread (the tier logs on its own).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+/// Installs one global subscriber for this test binary (the first caller
+/// does) and returns its buffer.
+pub fn logs() -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("actix_accountkit=debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        captured
+    })
+    .clone()
 }
