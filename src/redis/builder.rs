@@ -5,14 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::Client;
+use ::redis::{Client, ConnectionAddr, ConnectionInfo};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use super::connection::{Background, MIN_BACKOFF};
 use super::entry::Sealer;
 use super::error::RedisTierError;
 use super::keys::Keys;
-use super::state::{Settings, State};
+use super::state::{Settings, State, Target};
 use super::tier::RedisTier;
 use super::tls::TlsSettings;
 use crate::config::Config;
@@ -40,9 +40,12 @@ pub const DEFAULT_BREAKER_BACKOFF: Duration = Duration::from_millis(500);
 /// while probes time out). Default is 5 s.
 pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Builder of [`RedisTier`], from [`RedisTier::builder`].
+/// Builder of [`RedisTier`], from [`RedisTier::builder`] (one server) or
+/// [`RedisTier::cluster_builder`].
 pub struct RedisTierBuilder {
-    url: SecretString,
+    /// The server's URL, or the cluster nodes'.
+    urls: Vec<SecretString>,
+    cluster: bool,
     app_id: String,
     /// Keyed with the entry key derived from the app secret.
     sealer: Sealer,
@@ -54,7 +57,8 @@ pub struct RedisTierBuilder {
 impl fmt::Debug for RedisTierBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisTierBuilder")
-            .field("url", &"[redacted]")
+            .field("urls", &format_args!("[{} redacted]", self.urls.len()))
+            .field("cluster", &self.cluster)
             .field("app_id", &self.app_id)
             .field("namespace", &self.namespace)
             .field("ca_certificate", &self.tls.ca.is_some())
@@ -79,8 +83,50 @@ impl RedisTier {
     /// [`SharedStats::rejected_entries`](crate::shared::SharedStats::rejected_entries))
     /// and verified again.
     pub fn builder(url: impl Into<String>, config: &Config) -> RedisTierBuilder {
-        RedisTierBuilder {
-            url: SecretString::from(url.into()),
+        RedisTierBuilder::new(vec![SecretString::from(url.into())], false, config)
+    }
+
+    /// A builder for a Redis Cluster, reached through `nodes` (URLs as for
+    /// [`builder`](Self::builder), kept secret; one is enough, a few
+    /// survive a node being down), for the app of `config`.
+    ///
+    /// Every key of the tier shares one hash tag (`{namespace:app_id}`),
+    /// so the tier talks to one node, the master of that slot, which it
+    /// finds through the nodes given and finds again after a failover.
+    /// Revocations are published there with classic pub/sub. See the
+    /// [module docs](super#redis-cluster). The cluster's own nodes may be
+    /// announced by IP: over TLS, their certificates must name the address
+    /// the cluster announces.
+    ///
+    /// ```no_run
+    /// use actix_accountkit::{redis::RedisTier, Config};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::builder("1234", "account-kit-app-secret").build()?;
+    /// let redis = RedisTier::cluster_builder(
+    ///     ["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/", "redis://10.0.0.3:6379/"],
+    ///     &config,
+    /// )
+    /// .build()?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    pub fn cluster_builder(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+        config: &Config,
+    ) -> RedisTierBuilder {
+        let urls = nodes
+            .into_iter()
+            .map(|url| SecretString::from(url.into()))
+            .collect();
+        RedisTierBuilder::new(urls, true, config)
+    }
+}
+
+impl RedisTierBuilder {
+    fn new(urls: Vec<SecretString>, cluster: bool, config: &Config) -> Self {
+        Self {
+            urls,
+            cluster,
             app_id: config.app_id().to_owned(),
             sealer: Sealer::new(config),
             namespace: DEFAULT_NAMESPACE.to_owned(),
@@ -97,9 +143,7 @@ impl RedisTier {
             tls: TlsSettings::default(),
         }
     }
-}
 
-impl RedisTierBuilder {
     /// First part of the keys and channel name; the app id follows it, so
     /// that two apps sharing a Redis never share entries. Default is
     /// [`DEFAULT_NAMESPACE`].
@@ -218,17 +262,34 @@ impl RedisTierBuilder {
 
     /// The tier's state, checked, without a thread or a connection.
     pub(super) fn into_state(self) -> Result<State, RedisTierError> {
-        let info = self.tls.connection_info(self.url.expose_secret())?;
-        let client = Client::open(info).map_err(|_| RedisTierError::InvalidUrl)?;
+        let mut nodes = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            nodes.push(self.tls.connection_info(url.expose_secret())?);
+        }
+        let target = if self.cluster {
+            let tls = |info: &ConnectionInfo| matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+            match nodes.first() {
+                None => return Err(RedisTierError::NoClusterNodes),
+                Some(first) if nodes.iter().any(|n| tls(n) != tls(first)) => {
+                    return Err(RedisTierError::MixedClusterSchemes)
+                }
+                Some(_) => Target::Cluster(nodes),
+            }
+        } else {
+            let info = nodes.pop().ok_or(RedisTierError::InvalidUrl)?;
+            let client = Client::open(info).map_err(|_| RedisTierError::InvalidUrl)?;
+            Target::Single(Box::new(client))
+        };
         if self.app_id.is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RedisTierError::InvalidAppId);
         }
-        if self.namespace.is_empty() || self.namespace.chars().any(char::is_whitespace) {
+        let braces = self.cluster && self.namespace.contains(['{', '}']);
+        if self.namespace.is_empty() || self.namespace.chars().any(char::is_whitespace) || braces {
             return Err(RedisTierError::InvalidNamespace);
         }
-        let keys = Keys::new(&self.namespace, &self.app_id);
+        let keys = Keys::new(&self.namespace, &self.app_id, self.cluster);
         Ok(State::new(
-            client,
+            target,
             self.app_id,
             keys,
             self.sealer,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::breaker::Outcome;
 use super::entry::{Entry, Opened};
-use super::messages::Message;
+use super::messages::{counter_step, Message};
 use super::scripts::LookupStatus;
 use super::state::{Failure, State};
 use crate::shared::{Revocation, SharedLookup};
@@ -198,7 +198,8 @@ impl State {
                         .arg(message.head)
                         .arg(message.tail)
                         .arg(refused_ms)
-                        .arg(refusal);
+                        .arg(refusal)
+                        .arg(counter_step());
                 }
                 Revocation::Account { id } => {
                     let message = Message::Account { id: id.clone() }.encode(&self.sender);
@@ -208,7 +209,8 @@ impl State {
                         .arg(self.keys.channel())
                         .arg(message.head)
                         .arg(message.tail)
-                        .arg(self.keys.token_prefix());
+                        .arg(self.keys.token_prefix())
+                        .arg(counter_step());
                 }
             }
             self.bounded(call.invoke_async::<u64>(&mut conn)).await

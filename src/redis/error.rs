@@ -30,9 +30,27 @@ pub enum RedisTierError {
     /// The app id is empty or not decimal.
     #[error("the app id must be the decimal Facebook app id")]
     InvalidAppId,
-    /// The namespace is empty or holds whitespace.
-    #[error("the Redis namespace must be non-empty and without whitespace")]
+    /// The namespace is empty or holds whitespace (or, for a cluster,
+    /// braces: the tier makes its hash tag of it).
+    #[error(
+        "the Redis namespace must be non-empty, without whitespace (nor braces, for a cluster)"
+    )]
     InvalidNamespace,
+    /// A cluster was given no node.
+    #[error("a Redis Cluster needs at least one node URL")]
+    NoClusterNodes,
+    /// Some cluster nodes are `rediss://` and others `redis://`.
+    #[error("the Redis Cluster node URLs must all be redis:// or all rediss://")]
+    MixedClusterSchemes,
+    /// Two variables read by [`RedisTier::from_env`](super::RedisTier::from_env)
+    /// that exclude each other are both set.
+    #[error("both {first} and {second} are set: a Redis is one server or a cluster; unset one")]
+    ConflictingEnvVars {
+        /// One of them.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
     /// A variable read by [`RedisTier::from_env`](super::RedisTier::from_env)
     /// needs another that is not set.
     #[error("{variable} is set, but neither ACCOUNTKIT_REDIS_URL nor ACCOUNTKIT_REDIS_CLUSTER is")]

@@ -117,6 +117,7 @@
 // scripts    the Lua scripts (`scripts/*.lua`) and the lookup's answer
 // breaker    when calls made for requests skip Redis (after timeouts)
 // state      what callers and the background thread share; bounds, failures
+// home       where the keys live: the server, or the master of the slot
 // calls      lookup (and claims), store, publish (and its queue)
 // connection the background thread: connect, subscribe, liveness, resync
 // tier       `RedisTier` and its `SharedTier` impl
@@ -130,6 +131,7 @@ mod connection;
 mod entry;
 mod env;
 mod error;
+mod home;
 mod keys;
 mod messages;
 mod scripts;
@@ -142,6 +144,6 @@ pub use builder::{
     DEFAULT_BREAKER_THRESHOLD, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_PENDING, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
 };
-pub use env::{ENV_REDIS_CA_CERT, ENV_REDIS_URL};
+pub use env::{ENV_REDIS_CA_CERT, ENV_REDIS_CLUSTER, ENV_REDIS_URL};
 pub use error::RedisTierError;
 pub use tier::RedisTier;

@@ -4,11 +4,11 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, RedisResult};
+use ::redis::{Client, ConnectionInfo, ErrorKind, RedisResult, ServerErrorKind};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -46,9 +46,21 @@ pub(super) struct Counters {
     pub(super) trips: AtomicU64,
 }
 
+/// Where the tier's keys live (see `home`).
+pub(super) enum Target {
+    /// One server (boxed: a client is far larger than a vector).
+    Single(Box<Client>),
+    /// A cluster, through these nodes (at least one): the keys live on
+    /// the master of the tier's slot.
+    Cluster(Vec<ConnectionInfo>),
+}
+
 /// Everything the background thread and the callers share.
 pub(super) struct State {
-    pub(super) client: Client,
+    pub(super) target: Target,
+    /// In a cluster: the node to ask first for the master (the last one
+    /// that answered).
+    pub(super) next_node: AtomicUsize,
     /// The app whose entries the keys hold.
     pub(super) app_id: String,
     pub(super) sealer: Sealer,
@@ -105,22 +117,31 @@ impl Failure {
 }
 
 /// Whether `e` means the connection must be replaced: it broke, or (in a
-/// cluster) the node no longer serves the tier's slot.
+/// cluster) the node no longer serves the tier's slot, or the cluster is
+/// failing over: look for the master again.
 fn broken(e: &::redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
 }
 
 impl State {
     /// A tier's state, not connected; the background task connects it.
     pub(super) fn new(
-        client: Client,
+        target: Target,
         app_id: String,
         keys: Keys,
         sealer: Sealer,
         settings: Settings,
     ) -> Self {
         Self {
-            client,
+            target,
+            next_node: AtomicUsize::new(0),
             app_id,
             sealer,
             keys,

@@ -21,6 +21,8 @@ mod protect;
 #[cfg(feature = "redis")]
 mod redis_breaker;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_tier;
 #[cfg(feature = "redis")]
 mod redis_tls;

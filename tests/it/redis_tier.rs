@@ -669,3 +669,43 @@ async fn a_dropped_flight_releases_its_claim_at_once() {
     assert_eq!(b.me(&user.token).await, 200);
     assert_eq!(b.kit.cache().stats().upstream_calls, 1);
 }
+
+#[actix_web::test]
+async fn the_revocation_counter_moves_by_random_steps() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    let a = Instance::start(&emu, &server);
+    connected(&[&a], true).await;
+    let mut redis = attacker(&server.url()).await;
+    let gen_key = format!("accountkit:{APP_ID}:gen");
+    let revoke = async || {
+        let user = login(&emu, "+15551110006").await;
+        assert_eq!(a.me(&user.token).await, 200);
+        a.logout(&user.token).await;
+        assert_eq!(a.me(&user.token).await, 401);
+    };
+
+    // A counter rolled back (a failover that lost writes) and moved again
+    // must not land on the value an instance took as its checkpoint.
+    let mut counters = Vec::new();
+    for _ in 0..4 {
+        revoke().await;
+        counters.push(raw::<u64>(&mut redis, &["GET", &gen_key]).await);
+    }
+    let steps: Vec<u64> = counters
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .collect();
+    assert!(
+        steps.iter().all(|s| (1..1 << 32).contains(s)),
+        "{counters:?}"
+    );
+    assert!(steps.iter().any(|&s| s > 1), "steps of one: {counters:?}");
+
+    // Near the end of the range it starts over, and revocations go on.
+    let _: () = raw(&mut redis, &["SET", &gen_key, "100000000000000000"]).await;
+    revoke().await;
+    let counter = raw::<u64>(&mut redis, &["GET", &gen_key]).await;
+    assert!((1..1 << 32).contains(&counter), "{counter}");
+    assert_eq!(a.stats().revocations_published, 5);
+}

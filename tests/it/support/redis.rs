@@ -74,6 +74,16 @@ pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
     }
 }
 
+/// Polls `find` (blocking) until it finds something; panics after `limit`.
+pub fn within_blocking<T>(limit: Duration, what: &str, mut find: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    wait_until(limit, what, || {
+        found = find();
+        found.is_some()
+    });
+    found.expect("found")
+}
+
 /// How a server listens.
 #[derive(Clone)]
 enum Mode {
@@ -400,6 +410,81 @@ impl Drop for Stopped {
         let _ = Command::new("sh")
             .args(["-c", &format!("kill -CONT {} 2>/dev/null", self.pid)])
             .status();
+    }
+}
+
+// ---------------------------------------------------------------- clusters
+
+/// A Redis Cluster of real `redis-server` nodes on loopback ports, made by
+/// `redis-cli --cluster create`; every node killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `masters` masters with `replicas` replicas each (a node fails over
+    /// after a second without answering), ready: every node says
+    /// `cluster_state:ok` and every replica's link to its master is up.
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
+            .map(|_| RedisServer::start_cluster_node(Duration::from_millis(1000)))
+            .collect();
+        let mut create = Command::new(program("redis-cli"))
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(RedisServer::addr))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli starts");
+        let mut status = None;
+        wait_until(
+            Duration::from_secs(60),
+            "redis-cli --cluster create",
+            || {
+                status = create.try_wait().expect("redis-cli");
+                status.is_some()
+            },
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "redis-cli --cluster create: {status:?}"
+        );
+        let cluster = Self { nodes };
+        cluster.wait_ok(Duration::from_secs(60));
+        cluster
+    }
+
+    /// Every node's URL.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Waits until every running node says `cluster_state:ok` and every
+    /// running replica's link to its master is up.
+    pub fn wait_ok(&self, limit: Duration) {
+        wait_until(limit, "the cluster is ok", || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|node| {
+                let ok = node
+                    .command(&["CLUSTER", "INFO"])
+                    .is_ok_and(|info| info.contains("cluster_state:ok"));
+                let replication = node.command(&["INFO", "replication"]).unwrap_or_default();
+                ok && (!replication.contains("role:slave")
+                    || replication.contains("master_link_status:up"))
+            })
+        });
+    }
+
+    /// The running node that serves `key` as its master now, if one does
+    /// (the others answer `MOVED`, or `CLUSTERDOWN` during a failover).
+    pub fn master_of(&self, key: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| {
+            self.nodes[i].is_running()
+                && self.nodes[i]
+                    .command(&["GET", key])
+                    .is_ok_and(|reply| !reply.starts_with('-'))
+        })
     }
 }
 
