@@ -58,7 +58,9 @@
 //! same token before its expiry (a token logged out within the last `ttl`
 //! can pass again until that expiry). A message on the revocation channel
 //! is never trusted beyond "forget this": a forged one costs extra misses
-//! only.
+//! only. In a cluster, the nodes' `MOVED` answers say where the tier
+//! connects, with its credentials (over TLS, to a server whose
+//! certificate must still check out).
 //!
 //! # When Redis is unreachable
 //!
@@ -93,8 +95,62 @@
 //! The Redis connections live on a small background thread with its own
 //! Tokio runtime (`accountkit-redis`), so the tier works from any executor
 //! and outlives any one actix worker; it stops when the last [`RedisTier`]
-//! clone is dropped. Standalone Redis only (the scripts touch keys they
-//! compute; not Redis Cluster).
+//! clone is dropped.
+//!
+//! # TLS
+//!
+//! A `rediss://` URL connects over TLS (rustls; no system OpenSSL). The
+//! server's certificate must name the URL's host and chain to Mozilla's
+//! roots (compiled in), or to the CA given to
+//! [`RedisTierBuilder::ca_certificate_pem`] (a private CA: then to it
+//! only); [`RedisTierBuilder::client_certificate_pem`] adds a client
+//! certificate for servers that ask for one. A server that cannot prove
+//! itself gets no connection, and no plaintext: the handshake failure is
+//! logged (rustls names the reason, `UnknownIssuer`…), the tier stays
+//! disconnected and requests go to Account Kit. TLS settings on a
+//! `redis://` URL, or a PEM without a certificate, are refused by
+//! [`build`](RedisTierBuilder::build).
+//!
+//! # Redis Cluster
+//!
+//! [`RedisTier::cluster_builder`] takes a cluster's node URLs (one is
+//! enough; give a few, so that one being down does not matter). Every key
+//! of the tier shares one hash tag, `{namespace:app_id}` (so
+//! `{accountkit:1234}:t:{hash}`…): each Lua script, whatever keys it
+//! touches, runs in one slot, and the revocation counter, which every
+//! store is checked against and every revocation moves, stays one key.
+//! One master therefore holds the tier's keys: the cluster brings
+//! failover, not sharding (the tier's load is a few commands per cache
+//! miss, far from what one Redis node serves).
+//!
+//! The tier finds that master by reading the revocation counter on the
+//! nodes it was given, in turn, following the `MOVED` answer of a node
+//! that does not serve the slot; commands and the subscription both go to
+//! the master. When it stops being the master (killed, failed over,
+//! resharded) the next call or liveness check fails (a broken connection,
+//! `MOVED`, `CLUSTERDOWN`, `READONLY`): the tier reconnects, finds the new
+//! master the same way, compares its revocation counter with its
+//! checkpoint (resync if it moved) and publishes what it queued
+//! meanwhile.
+//!
+//! **Classic pub/sub, on the master of the slot, not sharded pub/sub.**
+//! Classic `PUBLISH` reaches every node's subscribers, so nothing is lost
+//! to a subscriber elsewhere; the tier subscribes on the master anyway,
+//! because the liveness check that makes missed revocations detectable
+//! (read the counter, then `PING` the subscription: every message the
+//! counter counts was written out before the answer) is only sound on the
+//! server that ran the scripts, a subscriber on another node gets the
+//! messages later, over the cluster bus. Sharded pub/sub (`SPUBLISH`,
+//! Redis 7) would spare the other nodes a copy of each message, which
+//! revocations (logouts: rare, small) do not need; it would tie the tier
+//! to Redis 7, and its subscribers are unsubscribed when the slot moves
+//! (a notification the redis crate's `PubSub` does not surface: it has no
+//! `SSUBSCRIBE`).
+//!
+//! The revocation counter moves by a random step (1 to 2^32 - 1), not by
+//! one: a failover that lost the last writes rolls it back, and a counter
+//! that moves again from there lands on an instance's checkpoint only by
+//! chance (2^-32), so missed revocations are still detected.
 
 //!
 //! [`SharedTier`]: crate::shared::SharedTier
@@ -108,6 +164,7 @@
 //! [`SharedStats::skipped`]: crate::shared::SharedStats::skipped
 //! [`SharedStats::breaker`]: crate::shared::SharedStats::breaker
 //! [`SharedTier::release`]: crate::shared::SharedTier::release
+//! [`RedisTier::cluster_builder`]: RedisTier::cluster_builder
 
 // One concern a module, each using only the ones listed before it:
 // error      why a tier cannot be built (the public error)

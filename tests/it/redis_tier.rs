@@ -7,6 +7,11 @@
 //! entry (refused, verified upstream, counted, logged once), publish forged
 //! revocations (extra misses at most). The subscription stays up across its
 //! liveness checks, and an account's index keeps live entries only.
+//!
+//! A verification dropped after its claim releases the claim at once; the
+//! revocation counter moves by random steps. (TLS, cluster and the breaker
+//! have modules of their own: `redis_tls`, `redis_cluster`,
+//! `redis_breaker`.)
 
 use std::time::{Duration, Instant};
 
