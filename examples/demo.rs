@@ -29,7 +29,9 @@
 //! call `/me` on 8081 again: 401.
 //!
 //! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
-//! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters).
+//! `GET /me` and `POST /logout` (protected), `GET /me/fresh` (`/me` with a
+//! max age of one second: a token logged out at Account Kit by another
+//! service is refused there within a second), `GET /stats` (cache counters).
 
 use std::net::SocketAddr;
 
@@ -158,6 +160,9 @@ async fn main() -> std::io::Result<()> {
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());
     let auth = kit.auth().clone();
+    // `/me/fresh`: `/me` for routes that must not trust an old verification
+    // (payments, account changes): re-verified upstream once a second.
+    let fresh = auth.max_age(std::time::Duration::from_secs(1));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(admin.clone())
@@ -171,6 +176,11 @@ async fn main() -> std::io::Result<()> {
             .service(
                 web::resource("/me")
                     .wrap(auth.clone())
+                    .route(web::get().to(me)),
+            )
+            .service(
+                web::resource("/me/fresh")
+                    .wrap(fresh.clone())
                     .route(web::get().to(me)),
             )
             .service(
