@@ -31,7 +31,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ConfigError;
-
+use crate::observe::{self, RefusalCounts};
 use crate::token::{find_token, Malformed, Presented, RequestToken, TokenSource};
 use crate::types::{Account, Phone};
 use crate::verify::{Refusal, Verifier};
@@ -101,6 +101,8 @@ struct AuthInner {
     max_age: Option<Duration>,
     answers: Answers,
     error_handler: Option<ErrorHandler>,
+    /// Shared with the values made by [`AccountKitAuth::to_builder`].
+    refusals: Arc<RefusalCounts>,
 }
 
 /// Builder of [`AccountKitAuth`].
@@ -111,6 +113,7 @@ pub struct AccountKitAuthBuilder {
     retry_after: Duration,
     max_age: Option<Duration>,
     error_handler: Option<ErrorHandler>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl fmt::Debug for AccountKitAuthBuilder {
@@ -234,6 +237,7 @@ impl AccountKitAuthBuilder {
                 retry_after: self.retry_after,
                 max_age: self.max_age,
                 error_handler: self.error_handler,
+                refusals: self.refusals,
             }),
         })
     }
@@ -261,6 +265,7 @@ impl AccountKitAuth {
                 max_age: None,
                 answers,
                 error_handler: None,
+                refusals: Arc::default(),
             }),
         }
     }
@@ -280,6 +285,7 @@ impl AccountKitAuth {
             retry_after: DEFAULT_RETRY_AFTER,
             max_age: None,
             error_handler: None,
+            refusals: Arc::default(),
         }
     }
 
@@ -294,6 +300,7 @@ impl AccountKitAuth {
             retry_after: inner.retry_after,
             max_age: inner.max_age,
             error_handler: inner.error_handler.clone(),
+            refusals: inner.refusals.clone(),
         }
     }
 
@@ -331,6 +338,7 @@ impl AccountKitAuth {
                 max_age: Some(max_age),
                 answers: inner.answers.clone(),
                 error_handler: inner.error_handler.clone(),
+                refusals: inner.refusals.clone(),
             }),
         }
     }
@@ -338,6 +346,13 @@ impl AccountKitAuth {
     /// The verifier.
     pub fn verifier(&self) -> &Arc<dyn Verifier> {
         &self.inner.verifier
+    }
+
+    /// The refusals answered so far, by reason (shared with the values made
+    /// by [`to_builder`](Self::to_builder)).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn refusals(&self) -> &RefusalCounts {
+        &self.inner.refusals
     }
 
     /// Whether `verified` (found in this request's extensions) may be
@@ -351,7 +366,10 @@ impl AccountKitAuth {
             }
     }
 
+    /// What a verification yields; the account id goes to the request's
+    /// span as `enduser.id`.
     fn verified(&self, account: Arc<Account>, token: RequestToken) -> VerifiedAccount {
+        observe::enduser(&account.id);
         VerifiedAccount {
             account,
             token,
@@ -393,6 +411,7 @@ impl AccountKitAuth {
     /// The response to a refusal: logged for the operator where it is the
     /// server's problem, then shaped by the error handler if one is set.
     pub fn error_response(&self, req: &HttpRequest, refusal: &Refusal) -> HttpResponse {
+        self.inner.refusals.count(refusal);
         log_refusal(req, refusal);
         let default = self.inner.answers.response(refusal);
         match &self.inner.error_handler {

@@ -74,6 +74,7 @@ use parking_lot::Mutex;
 
 use crate::error::{ConfigError, Error};
 use crate::hash::{token_hash, TokenHash};
+use crate::observe::{self, Answered, Flown, Path};
 use crate::shared::{
     Revocation, RevocationSink, RevocationTarget, SharedLookup, SharedStats, SharedTier,
 };
@@ -331,7 +332,10 @@ impl CacheStats {
     }
 }
 
-type Flight = Shared<BoxFuture<'static, Verification>>;
+/// A flight's future: its outcome, and where the outcome came from (for
+/// its waiters' spans).
+type FlightFuture = BoxFuture<'static, Flown>;
+type Flight = Shared<FlightFuture>;
 
 /// A flight as the shard holds it: weakly, so that the shard never keeps a
 /// flight alive (its waiters and, under Tokio, its own task do).
@@ -344,7 +348,7 @@ struct FlightEntry {
     /// The account-wide revocation epoch it started in: a flight from before
     /// an invalidate-all or a delete cannot be joined after it.
     account_epoch: u64,
-    flight: WeakShared<BoxFuture<'static, Verification>>,
+    flight: WeakShared<FlightFuture>,
 }
 
 /// A verifier that caches what another verifier learned. Cheap to clone;
@@ -450,7 +454,8 @@ enum Source {
 
 enum Step {
     Done(Verification),
-    Wait(Flight),
+    /// A flight to wait for: started by this lookup, or joined.
+    Wait(Flight, Path),
 }
 
 impl CachedVerifier {
@@ -623,8 +628,14 @@ impl CachedVerifier {
 
     fn verify_with(&self, token: &str, max_age: Option<Duration>) -> BoxFuture<'_, Verification> {
         match self.inner.lookup_or_fly(token_hash(token), token, max_age) {
-            Step::Done(outcome) => future::ready(outcome).boxed(),
-            Step::Wait(flight) => flight.boxed(),
+            // A cached answer: no span (the hot path).
+            Step::Done(outcome) => {
+                if matches!(outcome, Err(Refusal::Overloaded)) {
+                    observe::overloaded();
+                }
+                future::ready(outcome).boxed()
+            }
+            Step::Wait(flight, path) => observe::wait_for(flight, path).boxed(),
         }
     }
 }
@@ -726,7 +737,7 @@ impl Inner {
             .and_then(|entry| entry.flight.upgrade());
         if let Some(flight) = joinable {
             shard.counters.coalesced += 1;
-            return Step::Wait(flight);
+            return Step::Wait(flight, Path::Coalesced);
         }
         let Some(slot) = FlightSlot::take(self) else {
             shard.counters.overloaded += 1;
@@ -748,7 +759,7 @@ impl Inner {
                 },
             );
         }
-        Step::Wait(flight)
+        Step::Wait(flight, Path::Miss)
     }
 
     /// Forgets flight `id` of `key`, if the shard still lists it.
@@ -786,13 +797,14 @@ impl Inner {
                 let task = runtime.spawn(async move {
                     let _guard = guard;
                     match tokio::time::timeout(deadline, work).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(deadline_passed(deadline)),
+                        Ok(flown) => flown,
+                        Err(_) => unanswered(deadline_passed(deadline)),
                     }
                 });
                 async move {
-                    task.await
-                        .unwrap_or_else(|_| Err(Refusal::Unavailable(Arc::new(Error::Aborted))))
+                    task.await.unwrap_or_else(|_| {
+                        unanswered(Refusal::Unavailable(Arc::new(Error::Aborted)))
+                    })
                 }
                 .boxed()
                 .shared()
@@ -815,7 +827,7 @@ impl Inner {
         id: u64,
         token: &str,
         fresh: bool,
-    ) -> impl Future<Output = Verification> + Send + 'static {
+    ) -> impl Future<Output = Flown> + Send + 'static {
         let verifier = self.verifier.clone();
         let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
@@ -838,7 +850,10 @@ impl Inner {
                         if let Some(cache) = cache.upgrade() {
                             cache.complete(key, id, epoch, &answer, Source::Shared(remaining));
                         }
-                        return answer;
+                        return Flown {
+                            outcome: answer,
+                            answered: Answered::Shared,
+                        };
                     }
                     SharedLookup::Missing { ticket: t } => {
                         ticket = Some(HeldTicket {
@@ -857,6 +872,7 @@ impl Inner {
             } else {
                 verifier.verify(&token).await
             };
+            let answered = Answered::Upstream(asked_at.elapsed());
             let kept = cache.upgrade().and_then(|cache| {
                 cache.complete(key, id, epoch, &outcome, Source::Upstream(asked_at))
             });
@@ -867,7 +883,7 @@ impl Inner {
                 };
                 tier.store(&key, ticket.hand_back(), answer, ttl).await;
             }
-            outcome
+            Flown { outcome, answered }
         }
     }
 
@@ -1078,6 +1094,14 @@ fn foreign(tier: &dyn SharedTier, answer: &Verification) -> bool {
     match (tier.app_id(), answer) {
         (Some(bound), Ok(account)) => account.application_id().is_some_and(|app| app != bound),
         _ => false,
+    }
+}
+
+/// The end of a flight that nobody answered.
+fn unanswered(refusal: Refusal) -> Flown {
+    Flown {
+        outcome: Err(refusal),
+        answered: Answered::Nobody,
     }
 }
 

@@ -131,3 +131,45 @@ async fn fresh_requests_for_one_token_make_one_upstream_call() {
     // flight, or was served the fresh answer.
     assert_eq!(stats.too_old + stats.hits, 8, "{stats:?}");
 }
+
+/// The same through the demo, run as a child process against this test's
+/// emulator: `/me/fresh` is `/me` with a max age of one second.
+#[actix_web::test]
+async fn the_demo_refuses_on_me_fresh_a_token_logged_out_at_account_kit() {
+    use crate::support::process::{demo, SERVING};
+    let emu = emulator();
+    let host = emu.addr().to_string();
+    let mut demo = demo(&[
+        ("ACCOUNTKIT_EMULATOR_HOST", &host),
+        ("ACCOUNTKIT_APP_ID", APP_ID),
+        ("ACCOUNTKIT_APP_SECRET", APP_SECRET),
+    ]);
+    let Some(api) = demo.line_starting_with(SERVING) else {
+        panic!("the demo did not start:\n{}", demo.wait().output());
+    };
+    let user = login(&emu, "+15550004444").await;
+    let get = |path: &'static str| {
+        let url = format!("{api}{path}");
+        let token = user.token.clone();
+        async move { get_with(&url, Some(&token)).await.status().as_u16() }
+    };
+    assert_eq!(get("/me").await, 200);
+    assert_eq!(get("/me/fresh").await, 200);
+    logout_at_account_kit(&emu, &user.token).await;
+    assert_eq!(get("/me").await, 200, "the cache has not heard of it");
+    let logged_out_at = Instant::now();
+    while get("/me/fresh").await != 401 {
+        assert!(
+            logged_out_at.elapsed() < Duration::from_secs(20),
+            "the demo's /me/fresh still serves a token logged out at Account Kit:\n{}",
+            demo.stdout_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "the demo's /me/fresh refused it {:?} after the logout",
+        logged_out_at.elapsed()
+    );
+    let out = demo.kill();
+    assert!(!out.output().contains(APP_SECRET), "the secret was printed");
+}

@@ -2,6 +2,9 @@
 //! and an app under test served over real HTTP on 127.0.0.1, port 0.
 #![allow(dead_code)]
 
+pub mod closing_port;
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
