@@ -26,7 +26,13 @@ mod nested_auth;
 mod outage;
 mod protect;
 #[cfg(feature = "redis")]
+mod redis_breaker;
+#[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_tier;
+#[cfg(feature = "redis")]
+mod redis_tls;
 mod revocation;
 mod secret_logs;
 mod secrets;
