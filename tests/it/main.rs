@@ -13,6 +13,7 @@ mod client;
 mod confused_deputy;
 mod emulator;
 mod export;
+mod flood;
 mod hostile;
 mod load;
 mod nested_auth;
