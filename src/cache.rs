@@ -508,14 +508,16 @@ impl CachedVerifier {
         shared: Option<Arc<dyn SharedTier>>,
     ) -> Self {
         let shards = config.shard_count();
-        let per_shard = |total: usize| {
-            NonZeroUsize::new(total.div_ceil(shards).max(1)).unwrap_or(NonZeroUsize::MIN)
+        // The shards' capacities add up to the total (at least 1 each).
+        let per_shard = |total: usize, i: usize| {
+            let n = total / shards + usize::from(i < total % shards);
+            NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
         };
         let shards_vec = (0..shards)
-            .map(|_| {
+            .map(|i| {
                 Padded(Mutex::new(Shard {
-                    positive: Policy::new(per_shard(config.capacity).get()),
-                    negative: LruCache::new(per_shard(config.negative_capacity)),
+                    positive: Policy::new(per_shard(config.capacity, i).get()),
+                    negative: LruCache::new(per_shard(config.negative_capacity, i)),
                     by_account: HashMap::new(),
                     flights: HashMap::new(),
                     counters: Counters::default(),
