@@ -89,8 +89,10 @@ use crate::shared::{
 use crate::types::Account;
 use crate::verify::{Refusal, Verification, Verifier};
 
+use index::AccountIndex;
 use policy::{Evicted, Policy};
 
+mod index;
 #[doc(hidden)]
 pub mod policy;
 mod sketch;
@@ -423,7 +425,7 @@ struct Shard {
     positive: Policy<Positive>,
     negative: LruCache<TokenHash, Negative>,
     /// account id → keys of its cached tokens, for revocation by account.
-    by_account: HashMap<Box<str>, Vec<TokenHash>>,
+    by_account: AccountIndex,
     flights: HashMap<TokenHash, FlightEntry>,
     counters: Counters,
 }
@@ -518,7 +520,7 @@ impl CachedVerifier {
                 Padded(Mutex::new(Shard {
                     positive: Policy::new(per_shard(config.capacity, i).get()),
                     negative: LruCache::new(per_shard(config.negative_capacity, i)),
-                    by_account: HashMap::new(),
+                    by_account: AccountIndex::default(),
                     flights: HashMap::new(),
                     counters: Counters::default(),
                 }))
@@ -667,7 +669,7 @@ impl Inner {
                 return Some(Ok(account));
             }
             if let Some(entry) = shard.positive.remove(key) {
-                unindex(&mut shard.by_account, &entry.account.id, key);
+                shard.by_account.remove(&entry.account.id, key);
                 shard.counters.expirations += 1;
             }
         }
@@ -870,22 +872,16 @@ impl Inner {
                 );
                 let shard = &mut *shard;
                 if let Evicted::Replaced(old) = &evicted {
-                    unindex(&mut shard.by_account, &old.account.id, &key);
+                    shard.by_account.remove(&old.account.id, &key);
                 }
                 // A token verified now is no longer refused.
                 shard.negative.pop(&key);
-                // Most accounts have one token: room for one, not the four
-                // a default Vec reserves on its first push.
-                shard
-                    .by_account
-                    .entry(account.id.as_str().into())
-                    .or_insert_with(|| Vec::with_capacity(1))
-                    .push(key);
+                shard.by_account.insert(&account.id, key);
                 // The policy pushed an entry out (a candidate that lost the
                 // admission contest, or main's victim): it leaves the
                 // account index too.
                 if let Some((old_key, old)) = evicted.into_entry() {
-                    unindex(&mut shard.by_account, &old.account.id, &old_key);
+                    shard.by_account.remove(&old.account.id, &old_key);
                     shard.counters.evictions += 1;
                 }
                 Some(lifetime)
@@ -925,7 +921,7 @@ impl Inner {
         let mut shard = self.shard(key).lock();
         shard.flights.remove(key);
         if let Some(old) = shard.positive.remove(key) {
-            unindex(&mut shard.by_account, &old.account.id, key);
+            shard.by_account.remove(&old.account.id, key);
             shard.counters.invalidations += 1;
         }
         match refused_for {
@@ -950,11 +946,18 @@ impl Inner {
         self.account_epoch.fetch_add(1, Ordering::SeqCst);
         for shard in self.shards.iter() {
             let mut shard = shard.0.lock();
-            if let Some(keys) = shard.by_account.remove(account_id) {
-                for key in keys {
-                    if shard.positive.remove(&key).is_some() {
+            let Some(tokens) = shard.by_account.take(account_id) else {
+                continue;
+            };
+            for key in tokens.keys() {
+                match shard.positive.peek(key).map(|e| e.account.clone()) {
+                    Some(account) if account.id == account_id => {
+                        shard.positive.remove(key);
                         shard.counters.invalidations += 1;
                     }
+                    // Another account whose id shares the index's hash.
+                    Some(other) => shard.by_account.insert(&other.id, *key),
+                    None => {}
                 }
             }
         }
@@ -1054,14 +1057,6 @@ impl Drop for FlightSlot {
     }
 }
 
-fn unindex(index: &mut HashMap<Box<str>, Vec<TokenHash>>, account_id: &str, key: &TokenHash) {
-    if let Some(keys) = index.get_mut(account_id) {
-        keys.retain(|k| k != key);
-        if keys.is_empty() {
-            index.remove(account_id);
-        }
-    }
-}
 
 impl Verifier for CachedVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
@@ -1202,8 +1197,8 @@ mod tests {
         c.verify("ok1").await.unwrap();
         c.verify("ok2").await.unwrap(); // evicts ok1
         let shard = c.inner.shards[0].0.lock();
-        assert_eq!(shard.by_account.len(), 1);
-        assert!(shard.by_account.contains_key("acct2"));
+        assert_eq!(shard.by_account.accounts(), 1);
+        assert!(shard.by_account.contains("acct2"));
     }
 
     #[tokio::test]
