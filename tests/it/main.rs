@@ -9,13 +9,20 @@
 mod support;
 
 mod abandoned_flights;
+#[cfg(feature = "cli")]
+mod cli;
 mod client;
 mod confused_deputy;
 mod emulator;
+mod emulator_control;
 mod export;
+mod fail_fast;
 mod flood;
+mod freshness;
 mod hostile;
 mod load;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod nested_auth;
 mod outage;
 mod protect;
@@ -24,3 +31,4 @@ mod redis_tier;
 mod revocation;
 mod secret_logs;
 mod secrets;
+mod tracing_spans;
