@@ -17,6 +17,7 @@ mod emulator;
 mod emulator_control;
 mod export;
 mod fail_fast;
+mod flood;
 mod freshness;
 mod hostile;
 mod load;
