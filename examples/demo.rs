@@ -4,8 +4,19 @@
 //! cargo run --example demo --features emulator [-- --addr 127.0.0.1:8080]
 //! ```
 //!
-//! With `ACCOUNTKIT_BASE_URL`, `ACCOUNTKIT_APP_ID` and `ACCOUNTKIT_APP_SECRET`
-//! set, it talks to that service instead of starting the emulator.
+//! With any `ACCOUNTKIT_*` variable of `Config::from_env` set
+//! (`ACCOUNTKIT_APP_ID`, `ACCOUNTKIT_APP_SECRET`, `ACCOUNTKIT_CLIENT_TOKEN`,
+//! `ACCOUNTKIT_API_VERSION`, `ACCOUNTKIT_BASE_URL`,
+//! `ACCOUNTKIT_EMULATOR_HOST`), the configuration comes from the environment
+//! and it talks to that service instead of starting the emulator; a bad
+//! value exits with status 2, naming the variable.
+//!
+//! At start it runs `AccountKit::check`: credentials refused (a wrong
+//! Account Kit app secret or app id) exit with status 1 and a message
+//! naming the app id (never the secret), and so does the default endpoint
+//! (the real service, shut down: the message points at the emulator); an
+//! endpoint that cannot be reached is logged as a warning and the server
+//! starts anyway (an outage during a deploy must not crash-loop a fleet).
 //!
 //! With `ACCOUNTKIT_REDIS_URL` set (and `--features emulator,redis`), the
 //! cache is shared through Redis and revocations are broadcast, so several
@@ -14,9 +25,9 @@
 //! point both at it:
 //!
 //! ```text
-//! cargo run --example emulator --features emulator -- --addr 127.0.0.1:8787 \
+//! cargo run --features cli --bin accountkit-emulator -- --addr 127.0.0.1:8787 \
 //!     --app-id 390265671523337 --app-secret demo-secret --require-appsecret-proof
-//! export ACCOUNTKIT_BASE_URL=http://127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
+//! export ACCOUNTKIT_EMULATOR_HOST=127.0.0.1:8787 ACCOUNTKIT_APP_ID=390265671523337 \
 //!     ACCOUNTKIT_APP_SECRET=demo-secret ACCOUNTKIT_REDIS_URL=redis://127.0.0.1:6379/
 //! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8080 &
 //! cargo run --example demo --features emulator,redis -- --addr 127.0.0.1:8081 &
@@ -27,11 +38,15 @@
 //! call `/me` on 8081 again: 401.
 //!
 //! Routes: `GET /` (public), `POST /login` `{"code": "…"}` (exchange),
-//! `GET /me` and `POST /logout` (protected), `GET /stats` (cache counters).
+//! `GET /me` and `POST /logout` (protected), `GET /me/fresh` (`/me` with a
+//! max age of one second: a token logged out at Account Kit by another
+//! service is refused there within a second), `GET /stats` (cache counters),
+//! `GET /metrics` (Prometheus, with `--features emulator,prometheus`).
 
 use std::net::SocketAddr;
 
 use actix_accountkit::cache::CachedVerifier;
+use actix_accountkit::config;
 use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::{AccountKit, AccountKitBuilder, AdminClient, Config, VerifiedAccount};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -95,21 +110,29 @@ async fn stats(cache: web::Data<CachedVerifier>) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
+/// Variables that, when any is set, mean the environment names a service.
+const SERVICE_VARS: [&str; 6] = [
+    config::ENV_APP_ID,
+    config::ENV_APP_SECRET,
+    config::ENV_CLIENT_TOKEN,
+    config::ENV_API_VERSION,
+    config::ENV_BASE_URL,
+    config::ENV_EMULATOR_HOST,
+];
+
 /// The embedded emulator, or nothing if the environment names a service.
 fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
-    if let (Some(base), Some(id), Some(secret)) = (
-        env("ACCOUNTKIT_BASE_URL"),
-        env("ACCOUNTKIT_APP_ID"),
-        env("ACCOUNTKIT_APP_SECRET"),
-    ) {
-        let config = Config::builder(id, secret)
-            .base_url(base)
-            .build()
-            .map_err(invalid)?;
+    let named = SERVICE_VARS
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if named {
+        let config = Config::from_env().unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        });
         return Ok((config, None));
     }
+    let invalid = |e: actix_accountkit::Error| std::io::Error::other(e.to_string());
     let emulator = Emulator::builder()
         .app(EmulatorApp::new(DEMO_APP_ID, DEMO_APP_SECRET).require_appsecret_proof(true))
         .build()?;
@@ -118,6 +141,21 @@ fn upstream() -> std::io::Result<(Config, Option<Emulator>)> {
         .build()
         .map_err(invalid)?;
     Ok((config, Some(emulator)))
+}
+
+/// Fails fast on refused credentials or the shut-down service; warns and
+/// goes on when the endpoint cannot be reached.
+async fn check_at_start(kit: &AccountKit) {
+    match kit.check().await {
+        Ok(()) => tracing::info!("Account Kit credentials checked"),
+        Err(e) if e.is_definite() => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            tracing::warn!("starting anyway; protected routes answer 503 until this is fixed: {e}")
+        }
+    }
 }
 
 #[actix_web::main]
@@ -145,12 +183,25 @@ async fn main() -> std::io::Result<()> {
     let kit = with_redis(AccountKit::builder(config.clone()), redis_url, &config)?
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    check_at_start(&kit).await;
 
     let admin = web::Data::new(kit.admin().clone());
     let cache = web::Data::new(kit.cache().clone());
     let auth = kit.auth().clone();
+    #[cfg(feature = "prometheus")]
+    let metrics = actix_accountkit::metrics::endpoint("/metrics", {
+        let mut registry = actix_accountkit::metrics::Registry::default();
+        kit.register_metrics(&mut registry);
+        registry
+    });
+    #[cfg(not(feature = "prometheus"))]
+    let metrics = |_: &mut web::ServiceConfig| {};
+    // `/me/fresh`: `/me` for routes that must not trust an old verification
+    // (payments, account changes): re-verified upstream once a second.
+    let fresh = auth.max_age(std::time::Duration::from_secs(1));
     let mut server = HttpServer::new(move || {
         App::new()
+            .configure(metrics.clone())
             .app_data(admin.clone())
             .app_data(cache.clone())
             .route("/", web::get().to(index))
@@ -162,6 +213,11 @@ async fn main() -> std::io::Result<()> {
             .service(
                 web::resource("/me")
                     .wrap(auth.clone())
+                    .route(web::get().to(me)),
+            )
+            .service(
+                web::resource("/me/fresh")
+                    .wrap(fresh.clone())
                     .route(web::get().to(me)),
             )
             .service(

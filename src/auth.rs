@@ -31,7 +31,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ConfigError;
-
+use crate::observe::{self, RefusalCounts};
 use crate::token::{find_token, Malformed, Presented, RequestToken, TokenSource};
 use crate::types::{Account, Phone};
 use crate::verify::{Refusal, Verifier};
@@ -96,8 +96,13 @@ struct AuthInner {
     sources: Box<[TokenSource]>,
     realm: Box<str>,
     retry_after: Duration,
+    /// How old a cached verification may be on these routes; `None`: as
+    /// old as the cache keeps it.
+    max_age: Option<Duration>,
     answers: Answers,
     error_handler: Option<ErrorHandler>,
+    /// Shared with the values made by [`AccountKitAuth::to_builder`].
+    refusals: Arc<RefusalCounts>,
 }
 
 /// Builder of [`AccountKitAuth`].
@@ -106,7 +111,9 @@ pub struct AccountKitAuthBuilder {
     sources: Vec<TokenSource>,
     realm: String,
     retry_after: Duration,
+    max_age: Option<Duration>,
     error_handler: Option<ErrorHandler>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl fmt::Debug for AccountKitAuthBuilder {
@@ -115,6 +122,7 @@ impl fmt::Debug for AccountKitAuthBuilder {
             .field("sources", &self.sources)
             .field("realm", &self.realm)
             .field("retry_after", &self.retry_after)
+            .field("max_age", &self.max_age)
             .field("error_handler", &self.error_handler.is_some())
             .finish_non_exhaustive()
     }
@@ -140,6 +148,39 @@ impl AccountKitAuthBuilder {
     /// [`DEFAULT_RETRY_AFTER`].
     pub fn retry_after(mut self, after: Duration) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    /// How old a verification may be on these routes, like Firebase's
+    /// `verifyIdToken(token, checkRevoked)`: a cached verification older
+    /// than `max_age` is verified again upstream (one call for concurrent
+    /// requests) before the handler runs, so a token logged out at Account
+    /// Kit by another service is refused here within `max_age`, not within
+    /// the cache TTL. Costs one Account Kit call per token per `max_age`
+    /// on these routes; `Duration::ZERO` asks Account Kit on every request.
+    /// Default: none (what the cache holds is trusted for its TTL).
+    ///
+    /// The verifier must honour it: [`CachedVerifier`](crate::cache::CachedVerifier)
+    /// does (see [`Verifier::verify_within`]). Requests that the middleware of
+    /// a looser scope already verified are checked again here.
+    ///
+    /// ```
+    /// # use actix_accountkit::{AccountKitAuth, VerifiedAccount};
+    /// # use actix_web::{web, App, HttpResponse};
+    /// # use std::time::Duration;
+    /// # fn f(auth: AccountKitAuth) -> Result<(), actix_accountkit::Error> {
+    /// let fresh = auth.to_builder().max_age(Duration::from_secs(1)).build()?;
+    /// let app = App::new().service(
+    ///     web::scope("/payments")
+    ///         .wrap(fresh)
+    ///         .route("", web::post().to(|account: VerifiedAccount| async move {
+    ///             HttpResponse::Ok().body(account.id().to_owned())
+    ///         })),
+    /// );
+    /// # let _ = app; Ok(()) }
+    /// ```
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
         self
     }
 
@@ -194,7 +235,9 @@ impl AccountKitAuthBuilder {
                 sources: self.sources.into(),
                 realm: self.realm.into(),
                 retry_after: self.retry_after,
+                max_age: self.max_age,
                 error_handler: self.error_handler,
+                refusals: self.refusals,
             }),
         })
     }
@@ -219,8 +262,10 @@ impl AccountKitAuth {
                 sources: Box::new([TokenSource::BearerHeader]),
                 realm: DEFAULT_REALM.into(),
                 retry_after: DEFAULT_RETRY_AFTER,
+                max_age: None,
                 answers,
                 error_handler: None,
+                refusals: Arc::default(),
             }),
         }
     }
@@ -238,7 +283,9 @@ impl AccountKitAuth {
             sources: vec![TokenSource::BearerHeader],
             realm: DEFAULT_REALM.to_owned(),
             retry_after: DEFAULT_RETRY_AFTER,
+            max_age: None,
             error_handler: None,
+            refusals: Arc::default(),
         }
     }
 
@@ -251,7 +298,48 @@ impl AccountKitAuth {
             sources: inner.sources.to_vec(),
             realm: inner.realm.to_string(),
             retry_after: inner.retry_after,
+            max_age: inner.max_age,
             error_handler: inner.error_handler.clone(),
+            refusals: inner.refusals.clone(),
+        }
+    }
+
+    /// The same protection with a max age
+    /// ([`AccountKitAuthBuilder::max_age`]): a variant for the routes that
+    /// need fresh verifications, counted as the same verifier. Register it
+    /// as app data of those routes for the extractors to honour it too.
+    ///
+    /// ```
+    /// # use actix_accountkit::{AccountKitAuth, VerifiedAccount};
+    /// # use actix_web::{web, App, HttpResponse};
+    /// # use std::time::Duration;
+    /// # fn f(auth: AccountKitAuth) {
+    /// let fresh = auth.max_age(Duration::from_secs(1));
+    /// let app = App::new()
+    ///     .app_data(auth.clone())
+    ///     .service(
+    ///         web::resource("/transfer")
+    ///             .app_data(fresh) // the extractor verifies within 1 s here
+    ///             .route(web::post().to(|account: VerifiedAccount| async move {
+    ///                 HttpResponse::Ok().body(account.id().to_owned())
+    ///             })),
+    ///     );
+    /// # let _ = app; }
+    /// ```
+    pub fn max_age(&self, max_age: Duration) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(AuthInner {
+                verifier: inner.verifier.clone(),
+                verifier_id: inner.verifier_id,
+                sources: inner.sources.clone(),
+                realm: inner.realm.clone(),
+                retry_after: inner.retry_after,
+                max_age: Some(max_age),
+                answers: inner.answers.clone(),
+                error_handler: inner.error_handler.clone(),
+                refusals: inner.refusals.clone(),
+            }),
         }
     }
 
@@ -260,10 +348,34 @@ impl AccountKitAuth {
         &self.inner.verifier
     }
 
-    /// Whether `verified` was made by this value's verifier (and so may be
-    /// trusted without verifying again).
+    /// The refusals answered so far, by reason (shared with the values made
+    /// by [`to_builder`](Self::to_builder)).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn refusals(&self) -> &RefusalCounts {
+        &self.inner.refusals
+    }
+
+    /// Whether `verified` (found in this request's extensions) may be
+    /// trusted without verifying again: made by this value's verifier, within
+    /// this value's max age if it has one.
     pub(crate) fn made(&self, verified: &VerifiedAccount) -> bool {
-        verified.verified_by() == self.inner.verifier_id
+        verified.verified_by == self.inner.verifier_id
+            && match self.inner.max_age {
+                None => true,
+                Some(max_age) => verified.within.is_some_and(|within| within <= max_age),
+            }
+    }
+
+    /// What a verification yields; the account id goes to the request's
+    /// span as `enduser.id`.
+    fn verified(&self, account: Arc<Account>, token: RequestToken) -> VerifiedAccount {
+        observe::enduser(&account.id);
+        VerifiedAccount {
+            account,
+            token,
+            verified_by: self.inner.verifier_id,
+            within: self.inner.max_age,
+        }
     }
 
     /// Authenticates a request as far as it can without waiting (shared by
@@ -273,10 +385,13 @@ impl AccountKitAuth {
             Presented::Absent => Step::Anonymous,
             Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
             Presented::Token(token) => {
-                match self.inner.verifier.verify_now(token.expose_secret()) {
-                    Some(outcome) => Step::Decided(
-                        outcome.map(|a| VerifiedAccount::new(a, token, self.inner.verifier_id)),
-                    ),
+                let verifier = &self.inner.verifier;
+                let now = match self.inner.max_age {
+                    None => verifier.verify_now(token.expose_secret()),
+                    Some(max_age) => verifier.verify_now_within(token.expose_secret(), max_age),
+                };
+                match now {
+                    Some(outcome) => Step::Decided(outcome.map(|a| self.verified(a, token))),
                     None => Step::Pending(token),
                 }
             }
@@ -285,13 +400,18 @@ impl AccountKitAuth {
 
     /// Finishes a [`Step::Pending`]: asks the verifier.
     pub(crate) async fn finish(&self, token: RequestToken) -> Result<VerifiedAccount, Refusal> {
-        let outcome = self.inner.verifier.verify(token.expose_secret()).await;
-        outcome.map(|account| VerifiedAccount::new(account, token, self.inner.verifier_id))
+        let verifier = &self.inner.verifier;
+        let outcome = match self.inner.max_age {
+            None => verifier.verify(token.expose_secret()).await,
+            Some(max_age) => verifier.verify_within(token.expose_secret(), max_age).await,
+        };
+        outcome.map(|account| self.verified(account, token))
     }
 
     /// The response to a refusal: logged for the operator where it is the
     /// server's problem, then shaped by the error handler if one is set.
     pub fn error_response(&self, req: &HttpRequest, refusal: &Refusal) -> HttpResponse {
+        self.inner.refusals.count(refusal);
         log_refusal(req, refusal);
         let default = self.inner.answers.response(refusal);
         match &self.inner.error_handler {
@@ -302,6 +422,7 @@ impl AccountKitAuth {
 }
 
 /// The answers to refusals, with their header values made once.
+#[derive(Clone)]
 struct Answers {
     /// The bare challenge (no token).
     challenge: HeaderValue,
@@ -435,6 +556,7 @@ impl fmt::Debug for AccountKitAuth {
             .field("sources", &self.inner.sources)
             .field("realm", &self.inner.realm)
             .field("retry_after", &self.inner.retry_after)
+            .field("max_age", &self.inner.max_age)
             .field("error_handler", &self.inner.error_handler.is_some())
             .finish_non_exhaustive()
     }
@@ -490,6 +612,8 @@ pub struct VerifiedAccount {
     account: Arc<Account>,
     token: RequestToken,
     verified_by: VerifierId,
+    /// The max age it was verified within, if the route had one.
+    within: Option<Duration>,
 }
 
 /// The identity of the verifier that made a [`VerifiedAccount`]: the
@@ -506,18 +630,6 @@ impl VerifierId {
 }
 
 impl VerifiedAccount {
-    pub(crate) fn new(account: Arc<Account>, token: RequestToken, verified_by: VerifierId) -> Self {
-        Self {
-            account,
-            token,
-            verified_by,
-        }
-    }
-
-    pub(crate) fn verified_by(&self) -> VerifierId {
-        self.verified_by
-    }
-
     /// The account id.
     pub fn id(&self) -> &str {
         &self.account.id

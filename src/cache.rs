@@ -33,6 +33,19 @@
 //! and it ends by [`CacheConfigBuilder::flight_deadline`] whatever the verifier
 //! does.
 //!
+//! # Freshness per route
+//!
+//! [`Verifier::verify_within`] (what a route with
+//! [`max_age`](crate::auth::AccountKitAuthBuilder::max_age) asks) is
+//! answered from the cache only by an account verified upstream less than
+//! `max_age` ago; an older one is verified again, in a flight that goes to
+//! the inner verifier (never to the shared tier, whose entries are of
+//! unknown age) and that requests with the same or a looser max age join.
+//! Its answer then serves every route. Each entry remembers when the
+//! upstream call that made it started: answers are taken as made when the
+//! inner verifier was asked, so put the cache in front of a verifier that
+//! asks Account Kit every time, not in front of another cache.
+//!
 //! # A shared tier
 //!
 //! Built with [`CachedVerifier::with_shared_tier`], the cache consults a
@@ -61,6 +74,7 @@ use parking_lot::Mutex;
 
 use crate::error::{ConfigError, Error};
 use crate::hash::{token_hash, TokenHash};
+use crate::observe::{self, Answered, Flown, Path};
 use crate::shared::{
     Revocation, RevocationSink, RevocationTarget, SharedLookup, SharedStats, SharedTier,
 };
@@ -282,6 +296,11 @@ pub struct CacheStats {
     /// Misses refused because [`CacheConfigBuilder::max_in_flight`] upstream
     /// verifications were already under way (counted in `misses` too).
     pub overloaded: u64,
+    /// Lookups of a route with a max age
+    /// ([`AccountKitAuthBuilder::max_age`](crate::auth::AccountKitAuthBuilder::max_age))
+    /// that found an account verified longer ago than that, and verified
+    /// it again (counted in `misses` too).
+    pub too_old: u64,
     /// Verified accounts held now (expired ones included until touched).
     pub entries: u64,
     /// Refusals held now.
@@ -313,16 +332,23 @@ impl CacheStats {
     }
 }
 
-type Flight = Shared<BoxFuture<'static, Verification>>;
+/// A flight's future: its outcome, and where the outcome came from (for
+/// its waiters' spans).
+type FlightFuture = BoxFuture<'static, Flown>;
+type Flight = Shared<FlightFuture>;
 
 /// A flight as the shard holds it: weakly, so that the shard never keeps a
 /// flight alive (its waiters and, under Tokio, its own task do).
 struct FlightEntry {
     id: u64,
+    /// When it started, if it goes straight to the inner verifier (a
+    /// fresh flight): a request with a max age joins only such a flight,
+    /// started recently enough.
+    fresh_since: Option<Instant>,
     /// The account-wide revocation epoch it started in: a flight from before
     /// an invalidate-all or a delete cannot be joined after it.
     account_epoch: u64,
-    flight: WeakShared<BoxFuture<'static, Verification>>,
+    flight: WeakShared<FlightFuture>,
 }
 
 /// A verifier that caches what another verifier learned. Cheap to clone;
@@ -393,6 +419,9 @@ struct Shard {
 struct Positive {
     account: Arc<Account>,
     expires_at: Instant,
+    /// When the upstream verification that made it started; `None` for an
+    /// entry copied from the shared tier (of unknown age).
+    verified_at: Option<Instant>,
 }
 
 struct Negative {
@@ -412,18 +441,21 @@ struct Counters {
     expirations: u64,
     invalidations: u64,
     overloaded: u64,
+    too_old: u64,
 }
 
 /// Where a flight's answer came from.
 enum Source {
-    Upstream,
+    /// The inner verifier, asked at this instant.
+    Upstream(Instant),
     /// The shared tier, with the entry's remaining lifetime there.
     Shared(Duration),
 }
 
 enum Step {
     Done(Verification),
-    Wait(Flight),
+    /// A flight to wait for: started by this lookup, or joined.
+    Wait(Flight, Path),
 }
 
 impl CachedVerifier {
@@ -580,6 +612,7 @@ impl CachedVerifier {
             s.expirations += c.expirations;
             s.invalidations += c.invalidations;
             s.overloaded += c.overloaded;
+            s.too_old += c.too_old;
             s.entries += shard.positive.len() as u64;
             s.negative_entries += shard.negative.len() as u64;
         }
@@ -591,6 +624,19 @@ impl CachedVerifier {
     /// The verifier behind the cache.
     pub fn inner_verifier(&self) -> &Arc<dyn Verifier> {
         &self.inner.verifier
+    }
+
+    fn verify_with(&self, token: &str, max_age: Option<Duration>) -> BoxFuture<'_, Verification> {
+        match self.inner.lookup_or_fly(token_hash(token), token, max_age) {
+            // A cached answer: no span (the hot path).
+            Step::Done(outcome) => {
+                if matches!(outcome, Err(Refusal::Overloaded)) {
+                    observe::overloaded();
+                }
+                future::ready(outcome).boxed()
+            }
+            Step::Wait(flight, path) => observe::wait_for(flight, path).boxed(),
+        }
     }
 }
 
@@ -614,10 +660,24 @@ impl Inner {
         &self.shards[(bits & self.shard_mask) as usize].0
     }
 
-    /// A stored answer, if there is a live one. Counts it.
-    fn stored(shard: &mut Shard, key: &TokenHash, now: Instant) -> Option<Verification> {
+    /// A stored answer, if there is a live one (for a route with a max
+    /// age, an account verified within it). Counts it.
+    fn stored(
+        shard: &mut Shard,
+        key: &TokenHash,
+        now: Instant,
+        max_age: Option<Duration>,
+    ) -> Option<Verification> {
         if let Some(entry) = shard.positive.get(key) {
             if entry.expires_at > now {
+                if let Some(max_age) = max_age {
+                    let fresh = entry
+                        .verified_at
+                        .is_some_and(|at| now.saturating_duration_since(at) <= max_age);
+                    if !fresh {
+                        return None; // counted by `lookup_or_fly`
+                    }
+                }
                 let account = entry.account.clone();
                 shard.counters.hits += 1;
                 return Some(Ok(account));
@@ -640,46 +700,66 @@ impl Inner {
     }
 
     /// The synchronous path: a stored answer or nothing.
-    fn lookup(&self, key: &TokenHash) -> Option<Verification> {
+    fn lookup(&self, key: &TokenHash, max_age: Option<Duration>) -> Option<Verification> {
         let now = Instant::now();
-        Self::stored(&mut self.shard(key).lock(), key, now)
+        Self::stored(&mut self.shard(key).lock(), key, now, max_age)
     }
 
-    /// A stored answer, or a flight to wait for (joined or started).
-    fn lookup_or_fly(self: &Arc<Self>, key: TokenHash, token: &str) -> Step {
+    /// A stored answer, or a flight to wait for (joined or started). With a
+    /// max age, only a fresh flight started within it is joined, and a
+    /// flight started here is fresh.
+    fn lookup_or_fly(
+        self: &Arc<Self>,
+        key: TokenHash,
+        token: &str,
+        max_age: Option<Duration>,
+    ) -> Step {
         let now = Instant::now();
         let mut shard = self.shard(&key).lock();
-        if let Some(outcome) = Self::stored(&mut shard, &key, now) {
+        if let Some(outcome) = Self::stored(&mut shard, &key, now, max_age) {
             return Step::Done(outcome);
         }
         shard.counters.misses += 1;
+        if max_age.is_some() && shard.positive.peek(&key).is_some() {
+            shard.counters.too_old += 1;
+        }
         let account_epoch = self.account_epoch.load(Ordering::SeqCst);
+        let fresh_enough = |entry: &FlightEntry| match max_age {
+            None => true,
+            Some(max_age) => entry
+                .fresh_since
+                .is_some_and(|since| now.saturating_duration_since(since) <= max_age),
+        };
         let joinable = shard
             .flights
             .get(&key)
-            .filter(|entry| entry.account_epoch == account_epoch)
+            .filter(|entry| entry.account_epoch == account_epoch && fresh_enough(entry))
             .and_then(|entry| entry.flight.upgrade());
         if let Some(flight) = joinable {
             shard.counters.coalesced += 1;
-            return Step::Wait(flight);
+            return Step::Wait(flight, Path::Coalesced);
         }
         let Some(slot) = FlightSlot::take(self) else {
             shard.counters.overloaded += 1;
             return Step::Done(Err(Refusal::Overloaded));
         };
         let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
-        let flight = self.start_flight(key, id, token, slot);
+        let fresh = max_age.is_some();
+        let flight = self.start_flight(key, id, token, slot, fresh);
         if let Some(weak) = flight.downgrade() {
+            // A fresh flight takes the place of a looser one: later
+            // requests, with a max age or not, join it.
             shard.flights.insert(
                 key,
                 FlightEntry {
                     id,
+                    fresh_since: fresh.then_some(now),
                     account_epoch,
                     flight: weak,
                 },
             );
         }
-        Step::Wait(flight)
+        Step::Wait(flight, Path::Miss)
     }
 
     /// Forgets flight `id` of `key`, if the shard still lists it.
@@ -702,6 +782,7 @@ impl Inner {
         id: u64,
         token: &str,
         slot: FlightSlot,
+        fresh: bool,
     ) -> Flight {
         let guard = FlightGuard {
             cache: Arc::downgrade(self),
@@ -709,20 +790,21 @@ impl Inner {
             id,
             _slot: slot,
         };
-        let work = self.flight_work(key, id, token);
+        let work = self.flight_work(key, id, token, fresh);
         let deadline = self.flight_deadline;
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let task = runtime.spawn(async move {
                     let _guard = guard;
                     match tokio::time::timeout(deadline, work).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(deadline_passed(deadline)),
+                        Ok(flown) => flown,
+                        Err(_) => unanswered(deadline_passed(deadline)),
                     }
                 });
                 async move {
-                    task.await
-                        .unwrap_or_else(|_| Err(Refusal::Unavailable(Arc::new(Error::Aborted))))
+                    task.await.unwrap_or_else(|_| {
+                        unanswered(Refusal::Unavailable(Arc::new(Error::Aborted)))
+                    })
                 }
                 .boxed()
                 .shared()
@@ -736,13 +818,16 @@ impl Inner {
         }
     }
 
-    /// What a flight does: the shared tier, then the inner verifier.
+    /// What a flight does: the shared tier, then the inner verifier. A
+    /// fresh flight skips the shared tier (its entries are of unknown age)
+    /// and asks the inner verifier for an answer made now.
     fn flight_work(
         self: &Arc<Self>,
         key: TokenHash,
         id: u64,
         token: &str,
-    ) -> impl Future<Output = Verification> + Send + 'static {
+        fresh: bool,
+    ) -> impl Future<Output = Flown> + Send + 'static {
         let verifier = self.verifier.clone();
         let tier = self.shared.clone();
         // A weak handle: an abandoned flight must not keep the cache alive.
@@ -753,6 +838,7 @@ impl Inner {
         let epoch = self.epoch.load(Ordering::SeqCst);
         async move {
             let mut ticket = None;
+            let tier = if fresh { None } else { tier };
             if let Some(tier) = &tier {
                 match tier.get(&key).await {
                     SharedLookup::Found { answer, .. } if foreign(tier.as_ref(), &answer) => {
@@ -764,16 +850,25 @@ impl Inner {
                         if let Some(cache) = cache.upgrade() {
                             cache.complete(key, id, epoch, &answer, Source::Shared(remaining));
                         }
-                        return answer;
+                        return Flown {
+                            outcome: answer,
+                            answered: Answered::Shared,
+                        };
                     }
                     SharedLookup::Missing { ticket: t } => ticket = Some(t),
                     SharedLookup::Unavailable => {}
                 }
             }
-            let outcome = verifier.verify(&token).await;
-            let kept = cache
-                .upgrade()
-                .and_then(|cache| cache.complete(key, id, epoch, &outcome, Source::Upstream));
+            let asked_at = Instant::now();
+            let outcome = if fresh {
+                verifier.verify_within(&token, Duration::ZERO).await
+            } else {
+                verifier.verify(&token).await
+            };
+            let answered = Answered::Upstream(asked_at.elapsed());
+            let kept = cache.upgrade().and_then(|cache| {
+                cache.complete(key, id, epoch, &outcome, Source::Upstream(asked_at))
+            });
             if let (Some(tier), Some(ticket)) = (&tier, ticket) {
                 let (answer, ttl) = match kept {
                     Some(ttl) => (Some(&outcome), ttl),
@@ -781,7 +876,7 @@ impl Inner {
                 };
                 tier.store(&key, ticket, answer, ttl).await;
             }
-            outcome
+            Flown { outcome, answered }
         }
     }
 
@@ -800,14 +895,14 @@ impl Inner {
         if shard.flights.get(&key).is_some_and(|entry| entry.id == id) {
             shard.flights.remove(&key);
         }
-        let cap = match source {
-            Source::Upstream => {
+        let (cap, verified_at) = match source {
+            Source::Upstream(asked_at) => {
                 shard.counters.upstream_calls += 1;
-                Duration::MAX
+                (Duration::MAX, Some(asked_at))
             }
             Source::Shared(remaining) => {
                 shard.counters.shared_hits += 1;
-                remaining
+                (remaining, None)
             }
         };
         if self.epoch.load(Ordering::SeqCst) != epoch {
@@ -822,6 +917,7 @@ impl Inner {
                     Positive {
                         account: account.clone(),
                         expires_at,
+                        verified_at,
                     },
                 );
                 if let Some((old_key, old)) = evicted {
@@ -841,7 +937,17 @@ impl Inner {
                     .push(key);
                 Some(lifetime)
             }
-            Err(refusal) if refusal.is_definite() && !self.negative_ttl.is_zero() => {
+            Err(refusal) if refusal.is_definite() => {
+                // What was just learned wins over an older verification:
+                // a token found logged out (by a route with a max age) is
+                // refused on every route.
+                if let Some(old) = shard.positive.pop(&key) {
+                    unindex(&mut shard.by_account, &old.account.id, &key);
+                    shard.counters.invalidations += 1;
+                }
+                if self.negative_ttl.is_zero() {
+                    return None;
+                }
                 let lifetime = self.lifetime(self.negative_ttl, &key).min(cap);
                 let expires_at = now + lifetime;
                 let evicted = shard.negative.push(
@@ -957,6 +1063,14 @@ fn foreign(tier: &dyn SharedTier, answer: &Verification) -> bool {
     }
 }
 
+/// The end of a flight that nobody answered.
+fn unanswered(refusal: Refusal) -> Flown {
+    Flown {
+        outcome: Err(refusal),
+        answered: Answered::Nobody,
+    }
+}
+
 fn deadline_passed(deadline: Duration) -> Refusal {
     tracing::warn!(
         ?deadline,
@@ -1016,14 +1130,23 @@ fn unindex(index: &mut HashMap<Box<str>, Vec<TokenHash>>, account_id: &str, key:
 
 impl Verifier for CachedVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
-        match self.inner.lookup_or_fly(token_hash(token), token) {
-            Step::Done(outcome) => future::ready(outcome).boxed(),
-            Step::Wait(flight) => flight.boxed(),
-        }
+        self.verify_with(token, None)
     }
 
     fn verify_now(&self, token: &str) -> Option<Verification> {
-        self.inner.lookup(&token_hash(token))
+        self.inner.lookup(&token_hash(token), None)
+    }
+
+    fn verify_within<'a>(
+        &'a self,
+        token: &'a str,
+        max_age: Duration,
+    ) -> BoxFuture<'a, Verification> {
+        self.verify_with(token, Some(max_age))
+    }
+
+    fn verify_now_within(&self, token: &str, max_age: Duration) -> Option<Verification> {
+        self.inner.lookup(&token_hash(token), Some(max_age))
     }
 
     fn app_id(&self) -> Option<&str> {
@@ -1468,6 +1591,81 @@ mod tests {
 
     // Issue 10 §5: a flight from before an account-wide revocation must not
     // answer a request made after it.
+    #[tokio::test]
+    async fn a_max_age_verifies_older_entries_again() {
+        let (c, upstream) = cache(CacheConfig::default());
+        let calls = || upstream.calls.load(Ordering::SeqCst);
+        c.verify("ok1").await.unwrap();
+        // Verified just now: fresh enough for an hour, for the sync path too.
+        assert!(c
+            .verify_now_within("ok1", Duration::from_secs(3600))
+            .is_some());
+        c.verify_within("ok1", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(calls(), 1);
+        // Not for a max age of zero: verified again, and counted.
+        assert!(c.verify_now_within("ok1", Duration::ZERO).is_none());
+        c.verify_within("ok1", Duration::ZERO).await.unwrap();
+        assert_eq!(calls(), 2);
+        let s = c.stats();
+        assert_eq!((s.too_old, s.upstream_calls, s.hits), (1, 2, 2));
+        // The fresh answer serves every route.
+        c.verify("ok1").await.unwrap();
+        assert_eq!(calls(), 2);
+        // Refusals are trusted whatever their age: a refused token stays refused.
+        assert!(c.verify("bad").await.is_err());
+        assert!(c.verify_within("bad", Duration::ZERO).await.is_err());
+        assert_eq!(calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_flight_skips_the_shared_tier_and_coalesces() {
+        let tier = Arc::new(MemoryTier::default());
+        let up1 = Arc::new(Counting::default());
+        let c1 =
+            CachedVerifier::with_shared_tier(up1, CacheConfig::default(), tier.clone()).unwrap();
+        c1.verify("ok1").await.unwrap();
+        // The second instance's shared copy is of unknown age: a route with
+        // a max age does not take it, however generous.
+        let held = Arc::new(Gate::answering(Ok(Arc::new(Account::new("acct1")))));
+        let c2 =
+            CachedVerifier::with_shared_tier(held.clone(), CacheConfig::default(), tier).unwrap();
+        c2.verify("ok1").await.unwrap();
+        assert_eq!(held.1.load(Ordering::SeqCst), 0, "answered by the tier");
+        let hour = Duration::from_secs(3600);
+        let fresh = futures::future::join_all((0..5).map(|_| c2.verify_within("ok1", hour)));
+        // A request without a max age, and one with a looser one, join the
+        // fresh flight; none of them waits for a flight of its own.
+        let loose = c2.verify_within("ok1", 2 * hour);
+        held.0.add_permits(10);
+        let (fresh, loose) = futures::join!(fresh, loose);
+        assert!(fresh.iter().all(Result::is_ok) && loose.is_ok());
+        assert_eq!(held.1.load(Ordering::SeqCst), 1, "one upstream call");
+        let s = c2.stats();
+        assert_eq!((s.shared_hits, s.upstream_calls, s.coalesced), (1, 1, 5));
+        // Its answer is now as old as that call: a hit for the max age.
+        assert!(c2.verify_now_within("ok1", hour).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_request_does_not_join_a_looser_flight() {
+        let held = Arc::new(Gate::answering(Ok(Arc::new(Account::new("acct1")))));
+        let c = CachedVerifier::from_arc(held.clone(), CacheConfig::default());
+        // A plain flight may answer from the shared tier (of unknown age):
+        // a request with a max age starts a fresh one beside it, which
+        // later plain requests join.
+        let plain = c.verify("ok1");
+        let fresh = c.verify_within("ok1", Duration::from_secs(3600));
+        let later = c.verify("ok1");
+        held.0.add_permits(10);
+        let (a, b, d) = futures::join!(plain, fresh, later);
+        assert!(a.is_ok() && b.is_ok() && d.is_ok());
+        assert_eq!(held.1.load(Ordering::SeqCst), 2);
+        let s = c.stats();
+        assert_eq!((s.misses, s.coalesced, s.upstream_calls), (3, 1, 2));
+    }
+
     #[tokio::test]
     async fn no_joining_a_flight_from_before_an_account_revocation() {
         for revoke in [

@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{ConfigError, Error, GraphErrorEnvelope};
+use crate::observe::upstream::{self, Call, UpstreamTimings};
 use crate::types::{Account, AccountsPage, Success, TokenExchange};
 
 /// The largest answer body read; a Graph page of 1,000 accounts is ~150 KB.
@@ -54,6 +55,8 @@ struct Inner {
     access_token: Url,
     logout: Url,
     accounts: Url,
+    /// How long each request took, by call (feature `prometheus`).
+    timings: UpstreamTimings,
 }
 
 impl GraphClient {
@@ -95,6 +98,7 @@ impl GraphClient {
                 access_token,
                 logout,
                 accounts,
+                timings: UpstreamTimings::default(),
             }),
         })
     }
@@ -172,7 +176,9 @@ impl GraphClient {
     /// Checks the app id and app secret with an app-token call (one account
     /// of the listing). A wrong id or secret comes back as code 2.
     pub async fn check_app_credentials(&self) -> Result<(), Error> {
-        self.accounts_page(1, None).await.map(drop)
+        upstream::credentials_check(self.accounts_page(1, None))
+            .await
+            .map(drop)
     }
 
     /// `GET /{v}/{app_id}/accounts/?limit=N`: one page of the app's accounts,
@@ -262,6 +268,30 @@ impl GraphClient {
             .then(|| config.appsecret_proof(access_token))
     }
 
+    /// Which call a request to `url` is, for the duration histogram.
+    fn call_of(&self, method: &Method, url: &Url) -> Call {
+        let inner = &self.inner;
+        if *url == inner.me {
+            Call::Me
+        } else if *url == inner.access_token {
+            Call::AccessToken
+        } else if *url == inner.logout {
+            Call::Logout
+        } else if *method == Method::DELETE {
+            Call::Delete
+        } else if url.path().ends_with("/invalidate_all_tokens") {
+            Call::InvalidateAllTokens
+        } else {
+            Call::Accounts
+        }
+    }
+
+    /// The durations of the requests sent, by call.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn timings(&self) -> &UpstreamTimings {
+        &self.inner.timings
+    }
+
     fn account_url(&self, account_id: &str, suffix: &str) -> Result<Url, Error> {
         if account_id.is_empty()
             || account_id.len() > 32
@@ -323,7 +353,13 @@ impl GraphClient {
                 .map(|(_, value)| *value)
                 .chain(extra_secrets.iter().copied())
                 .collect();
-            match self.send(request, &secrets).await {
+            let sent = self.send(request, &secrets);
+            match self
+                .inner
+                .timings
+                .time(|| self.call_of(&method, url), sent)
+                .await
+            {
                 Err(e) if idempotent && retry < policy.max_retries && e.is_retryable() => {
                     retry += 1;
                     let wait = jitter(policy.backoff(retry));

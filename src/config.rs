@@ -21,6 +21,23 @@ use crate::error::ConfigError;
 pub const DEFAULT_API_VERSION: &str = "v1.3";
 /// The Account Kit Graph endpoint. Default is `https://graph.accountkit.com`.
 pub const DEFAULT_BASE_URL: &str = "https://graph.accountkit.com";
+/// Environment variable of [`Config::from_env`]: the Facebook app id
+/// (required).
+pub const ENV_APP_ID: &str = "ACCOUNTKIT_APP_ID";
+/// Environment variable of [`Config::from_env`]: the Account Kit app secret
+/// (required).
+pub const ENV_APP_SECRET: &str = "ACCOUNTKIT_APP_SECRET";
+/// Environment variable of [`Config::from_env`]: the client token (optional).
+pub const ENV_CLIENT_TOKEN: &str = "ACCOUNTKIT_CLIENT_TOKEN";
+/// Environment variable of [`Config::from_env`]: the Graph API version
+/// (optional, default [`DEFAULT_API_VERSION`]).
+pub const ENV_API_VERSION: &str = "ACCOUNTKIT_API_VERSION";
+/// Environment variable of [`Config::from_env`]: the Graph endpoint
+/// (optional, default [`DEFAULT_BASE_URL`]).
+pub const ENV_BASE_URL: &str = "ACCOUNTKIT_BASE_URL";
+/// Environment variable of [`Config::from_env`]: `host:port` of an Account
+/// Kit emulator; every call goes to `http://host:port` (optional).
+pub const ENV_EMULATOR_HOST: &str = "ACCOUNTKIT_EMULATOR_HOST";
 /// Per-attempt request timeout. Default is 5 seconds (reqwest has none).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retries after the first attempt of an idempotent read. Default is 2.
@@ -177,6 +194,111 @@ impl Config {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// A configuration from the process environment:
+    ///
+    /// | variable | |
+    /// |---|---|
+    /// | `ACCOUNTKIT_APP_ID` | required: the Facebook app id |
+    /// | `ACCOUNTKIT_APP_SECRET` | required: the Account Kit app secret |
+    /// | `ACCOUNTKIT_CLIENT_TOKEN` | optional: the client token |
+    /// | `ACCOUNTKIT_API_VERSION` | optional, default [`DEFAULT_API_VERSION`] |
+    /// | `ACCOUNTKIT_BASE_URL` | optional, default [`DEFAULT_BASE_URL`] |
+    /// | `ACCOUNTKIT_EMULATOR_HOST` | optional: `host:port` of an emulator; every call goes to `http://host:port` (as `FIREBASE_AUTH_EMULATOR_HOST` does for Firebase) |
+    ///
+    /// An empty variable counts as unset. Setting both
+    /// `ACCOUNTKIT_EMULATOR_HOST` and `ACCOUNTKIT_BASE_URL` is refused
+    /// ([`ConfigError::ConflictingEnvVars`], naming both): which one wins
+    /// would be a guess. The other settings keep their builder defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingEnvVar`] for a missing required variable,
+    /// [`ConfigError::InvalidEnvVar`] for a value that is not usable; both
+    /// name the variable, and neither ever contains a secret's value.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading each variable through `var`
+    /// instead of the process environment: for tests, or another source.
+    ///
+    /// ```
+    /// use actix_accountkit::config::Config;
+    /// use actix_accountkit::error::ConfigError;
+    /// use std::collections::HashMap;
+    ///
+    /// let env = HashMap::from([
+    ///     ("ACCOUNTKIT_APP_ID", "390265671523337"),
+    ///     ("ACCOUNTKIT_APP_SECRET", "9bdc9ae47c4211b9919a036c1e1bc477"),
+    ///     ("ACCOUNTKIT_EMULATOR_HOST", "127.0.0.1:8787"),
+    /// ]);
+    /// let config = Config::from_env_with(|name| env.get(name).map(|v| v.to_string()))?;
+    /// assert_eq!(config.base_url().as_str(), "http://127.0.0.1:8787/");
+    ///
+    /// let err = Config::from_env_with(|_| None).unwrap_err();
+    /// assert!(err.to_string().contains("ACCOUNTKIT_APP_ID"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn from_env_with(
+        mut var: impl FnMut(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut get = |name: &str| var(name).filter(|v| !v.is_empty());
+        let app_id = get(ENV_APP_ID).ok_or(ConfigError::MissingEnvVar {
+            variable: ENV_APP_ID,
+        })?;
+        let app_secret = get(ENV_APP_SECRET).ok_or(ConfigError::MissingEnvVar {
+            variable: ENV_APP_SECRET,
+        })?;
+        let client_token = get(ENV_CLIENT_TOKEN);
+        let api_version = get(ENV_API_VERSION);
+        let base_url = get(ENV_BASE_URL);
+        let emulator_host = get(ENV_EMULATOR_HOST);
+        let invalid = |variable: &'static str, source: ConfigError| ConfigError::InvalidEnvVar {
+            variable,
+            source: Box::new(source),
+        };
+        let (endpoint, endpoint_var) = match (base_url, emulator_host) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::ConflictingEnvVars {
+                    first: ENV_EMULATOR_HOST,
+                    second: ENV_BASE_URL,
+                    why: "both name the endpoint; unset one of them",
+                })
+            }
+            (Some(url), None) => (Some(url), ENV_BASE_URL),
+            (None, Some(host)) => (
+                Some(emulator_url(&host).map_err(|e| invalid(ENV_EMULATOR_HOST, e))?),
+                ENV_EMULATOR_HOST,
+            ),
+            (None, None) => (None, ENV_BASE_URL),
+        };
+        let mut builder = Config::builder(app_id, app_secret);
+        if let Some(token) = client_token {
+            builder = builder.client_token(token);
+        }
+        if let Some(version) = api_version {
+            builder = builder.api_version(version);
+        }
+        if let Some(url) = endpoint {
+            builder = builder.base_url(url);
+        }
+        builder.build().map_err(|e| match e {
+            crate::Error::Config(e) => {
+                let variable = match e {
+                    ConfigError::InvalidAppId => ENV_APP_ID,
+                    ConfigError::InvalidAppSecret => ENV_APP_SECRET,
+                    ConfigError::InvalidClientToken => ENV_CLIENT_TOKEN,
+                    ConfigError::InvalidVersion { .. } => ENV_API_VERSION,
+                    ConfigError::InvalidBaseUrl { .. } => endpoint_var,
+                    other => return other,
+                };
+                invalid(variable, e)
+            }
+            // `build` only fails with configuration errors.
+            _ => ConfigError::Other("unexpected error building the configuration"),
+        })
     }
 
     /// The Facebook app id.
@@ -401,6 +523,26 @@ impl ConfigBuilder {
             timeout: self.timeout,
             retry: self.retry,
         })
+    }
+}
+
+/// `http://host:port` from `ACCOUNTKIT_EMULATOR_HOST`'s `host:port`.
+fn emulator_url(host: &str) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "expected host:port, e.g. 127.0.0.1:8787 (no scheme, no path)";
+    let (name, port) = host.rsplit_once(':').ok_or(ConfigError::Other(EXPECTED))?;
+    let port_ok =
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    if name.is_empty()
+        || !port_ok
+        || host.contains(['/', '?', '#', '@'])
+        || host.contains(char::is_whitespace)
+    {
+        return Err(ConfigError::Other(EXPECTED));
+    }
+    let url = format!("http://{host}");
+    match Url::parse(&url) {
+        Ok(parsed) if parsed.host().is_some() => Ok(url),
+        _ => Err(ConfigError::Other(EXPECTED)),
     }
 }
 

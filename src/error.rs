@@ -332,6 +332,138 @@ pub enum ConfigError {
     /// Something else in the configuration.
     #[error("{0}")]
     Other(&'static str),
+    /// A required environment variable is unset or empty
+    /// ([`Config::from_env`](crate::config::Config::from_env)).
+    #[error("environment variable {variable} is not set")]
+    MissingEnvVar {
+        /// The variable's name, e.g. `ACCOUNTKIT_APP_ID`.
+        variable: &'static str,
+    },
+    /// An environment variable holds a value that is not usable. The value
+    /// itself is never included (it may be a secret).
+    #[error("environment variable {variable} is not valid: {source}")]
+    InvalidEnvVar {
+        /// The variable's name, e.g. `ACCOUNTKIT_API_VERSION`.
+        variable: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ConfigError>,
+    },
+    /// Two environment variables that cannot be set together, e.g.
+    /// `ACCOUNTKIT_EMULATOR_HOST` and `ACCOUNTKIT_BASE_URL`.
+    #[error("environment variables {first} and {second} cannot both be set: {why}")]
+    ConflictingEnvVars {
+        /// One of the variables.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+        /// Why they conflict, and what to do.
+        why: &'static str,
+    },
+}
+
+/// Why [`AccountKit::check`](crate::AccountKit::check) failed: the start-up
+/// check of the app id, the app secret and the endpoint.
+///
+/// [`Credentials`](Self::Credentials) (the service answered and refused them)
+/// and [`ServiceShutDown`](Self::ServiceShutDown) (the default endpoint,
+/// where nothing will ever answer again) are definite: a server should not
+/// start ([`is_definite`](Self::is_definite)). The others may pass later
+/// (an outage during a deploy must not crash-loop a fleet): warn and serve.
+/// No variant ever contains the app secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// Account Kit refused the app id or the app secret (code 2 to an
+    /// app-token call, or the app token refused as invalid).
+    #[error(
+        "Account Kit refused the credentials of app {app_id}: the Account Kit app secret \
+         is wrong for this app id (or the app id is wrong). Use the app's Account Kit \
+         app secret, not its Facebook app secret ({source})"
+    )]
+    Credentials {
+        /// The configured app id.
+        app_id: String,
+        /// The refusal, scrubbed of secrets.
+        #[source]
+        source: Error,
+    },
+    /// The configured endpoint could not be reached or did not answer
+    /// sensibly (connection refused, DNS, TLS, timeout, 5xx, rate limiting,
+    /// an unreadable answer).
+    #[error("Account Kit at {base_url} cannot be reached or is unavailable: {source}")]
+    Unreachable {
+        /// The configured endpoint.
+        base_url: String,
+        /// What happened.
+        #[source]
+        source: Error,
+    },
+    /// The endpoint is the default one, graph.accountkit.com, and the check
+    /// failed without a credentials refusal: the real service was shut down.
+    #[error(
+        "Account Kit at {base_url} did not answer: the real Account Kit service was shut \
+         down, so nothing answers there any more. Point the crate at an Account Kit \
+         emulator instead: the crate's own (the `accountkit-emulator` command, from \
+         `cargo install actix-accountkit --features cli`, or in process with cargo \
+         feature `emulator`, `actix_accountkit::emulator::Emulator`), with \
+         ACCOUNTKIT_EMULATOR_HOST=host:port or Config::builder(..).base_url(..) ({source})"
+    )]
+    ServiceShutDown {
+        /// The configured endpoint (the default one).
+        base_url: String,
+        /// What happened.
+        #[source]
+        source: Error,
+    },
+    /// The endpoint answered the check with an error that is neither a
+    /// credentials refusal nor an outage (e.g. a bad parameter).
+    #[error("Account Kit at {base_url} refused the credentials check: {source}")]
+    Unexpected {
+        /// The configured endpoint.
+        base_url: String,
+        /// The answer.
+        #[source]
+        source: Error,
+    },
+}
+
+impl CheckError {
+    /// Whether the answer is definite, so that a server should not start:
+    /// the credentials were refused ([`Credentials`](Self::Credentials)), or
+    /// the endpoint is the real service, which was shut down
+    /// ([`ServiceShutDown`](Self::ServiceShutDown)). Trying again later
+    /// cannot pass.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            CheckError::Credentials { .. } | CheckError::ServiceShutDown { .. }
+        )
+    }
+
+    /// Whether the app id or secret was refused.
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, CheckError::Credentials { .. })
+    }
+
+    /// Whether the endpoint could not be reached ([`Unreachable`](Self::Unreachable)
+    /// or [`ServiceShutDown`](Self::ServiceShutDown)).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            CheckError::Unreachable { .. } | CheckError::ServiceShutDown { .. }
+        )
+    }
+
+    /// The underlying error of the check.
+    pub fn error(&self) -> &Error {
+        match self {
+            CheckError::Credentials { source, .. }
+            | CheckError::Unreachable { source, .. }
+            | CheckError::ServiceShutDown { source, .. }
+            | CheckError::Unexpected { source, .. } => source,
+        }
+    }
 }
 
 /// A Graph error object, as Account Kit sent it, plus the HTTP status.
@@ -509,6 +641,61 @@ mod tests {
         let mut envelope: GraphErrorEnvelope = serde_json::from_str(&body).unwrap();
         envelope.error.status = status;
         envelope.error.into()
+    }
+
+    #[test]
+    fn check_errors_are_classified_and_the_default_endpoint_says_shut_down() {
+        use crate::config::Config;
+        let secret = "9bdc9ae47c4211b9919a036c1e1bc477";
+        let default = Config::builder("1234", secret).build().unwrap();
+        let emulator = Config::builder("1234", secret)
+            .base_url("http://127.0.0.1:8787")
+            .build()
+            .unwrap();
+        let timeout = || Error::Timeout {
+            after: Duration::from_secs(1),
+        };
+        let shut = crate::kit::classify_check(&default, timeout());
+        assert!(
+            matches!(shut, CheckError::ServiceShutDown { .. }),
+            "{shut:?}"
+        );
+        assert!(shut.is_unreachable() && shut.is_definite() && !shut.is_credentials());
+        let text = shut.to_string();
+        for needle in [
+            "shut down",
+            "emulator",
+            "ACCOUNTKIT_EMULATOR_HOST",
+            "graph.accountkit.com",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        // Unreadable answers at the default address: still the shutdown.
+        let decode = Error::Decode {
+            status: 404,
+            detail: "not valid JSON".into(),
+        };
+        assert!(matches!(
+            crate::kit::classify_check(&default, decode),
+            CheckError::ServiceShutDown { .. }
+        ));
+        let down = crate::kit::classify_check(&emulator, timeout());
+        assert!(matches!(down, CheckError::Unreachable { .. }), "{down:?}");
+        assert!(!down.is_definite());
+        assert!(!down.to_string().contains("shut down"));
+        let refused = crate::kit::classify_check(&emulator, graph(500, 2));
+        assert!(refused.is_credentials() && refused.is_definite());
+        assert!(refused.to_string().contains("1234"));
+        assert!(refused.to_string().contains("Account Kit app secret"));
+        assert!(!format!("{refused} {refused:?}").contains(secret));
+        assert!(matches!(
+            crate::kit::classify_check(&emulator, graph(400, 100)),
+            CheckError::Unexpected { .. }
+        ));
+        assert!(matches!(
+            crate::kit::classify_check(&emulator, graph(503, 1)),
+            CheckError::Unreachable { .. }
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::auth::{AccountKitAuth, AccountKitAuthBuilder};
 use crate::cache::{CacheConfig, CachedVerifier};
 use crate::client::GraphClient;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CheckError, Error};
 use crate::shared::SharedTier;
 use crate::verify::{GraphVerifier, MissingApplication, Verifier};
 
@@ -36,6 +36,7 @@ use crate::verify::{GraphVerifier, MissingApplication, Verifier};
 #[derive(Clone, Debug)]
 pub struct AccountKit {
     client: GraphClient,
+    verifier: GraphVerifier,
     cache: CachedVerifier,
     auth: AccountKitAuth,
     admin: AdminClient,
@@ -119,6 +120,7 @@ impl AccountKitBuilder {
         let verifier = GraphVerifier::builder(client.clone())
             .missing_application(self.missing_application)
             .build();
+        let graph = verifier.clone();
         let verifier = Arc::new(verifier);
         let cache = match self.shared_tier {
             // A tier of another app is refused there: its entries were
@@ -136,6 +138,7 @@ impl AccountKitBuilder {
             auth: auth.build()?,
             admin: AdminClient::new(client.clone(), cache.clone()),
             client,
+            verifier: graph,
             cache,
         })
     }
@@ -162,6 +165,59 @@ impl AccountKit {
         }
     }
 
+    /// Fails fast: confirms the app id and the Account Kit app secret with
+    /// an app-token call (the verifier's credential self-check, whose
+    /// verdict it remembers), and so that the endpoint answers. Run it at
+    /// start-up, before serving.
+    ///
+    /// A [definite](CheckError::is_definite) failure means the server should
+    /// not start: the credentials were refused ([`CheckError::Credentials`],
+    /// naming the app id, never the secret), or the endpoint is the default
+    /// one, whose service was shut down ([`CheckError::ServiceShutDown`],
+    /// pointing at the emulator). Any other failure (an endpoint that cannot
+    /// be reached, an outage) may be a deploy under way: warn and start
+    /// anyway, rather than crash-loop a fleet; protected routes answer 503
+    /// until it passes. Nothing it returns contains the app secret.
+    ///
+    /// ```
+    /// use actix_accountkit::{AccountKit, Config};
+    /// # use actix_accountkit::emulator::{Emulator, EmulatorApp};
+    ///
+    /// async fn start(kit: &AccountKit) -> Result<(), Box<dyn std::error::Error>> {
+    ///     match kit.check().await {
+    ///         Ok(()) => {}
+    ///         Err(e) if e.is_definite() => return Err(e.into()), // do not start
+    ///         Err(e) => tracing::warn!("starting anyway: {e}"),
+    ///     }
+    ///     // ... HttpServer::new(...).run().await
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let emulator = Emulator::builder()
+    /// #     .app(EmulatorApp::new("390265671523337", "the-account-kit-app-secret"))
+    /// #     .build()?;
+    /// // In production: AccountKit::new(Config::from_env()?)?
+    /// let config = Config::builder("390265671523337", "the-facebook-app-secret")
+    ///     .base_url(emulator.base_url())
+    ///     .build()?;
+    /// let refused = start(&AccountKit::new(config)?).await.unwrap_err();
+    /// assert!(refused.to_string().contains("Account Kit app secret"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError`]: credentials refused, endpoint unreachable (or the
+    /// default endpoint, whose service was shut down), or another answer.
+    pub async fn check(&self) -> Result<(), CheckError> {
+        self.verifier
+            .check_credentials()
+            .await
+            .map_err(|e| classify_check(self.client.config(), e))
+    }
+
     /// The Graph client.
     pub fn client(&self) -> &GraphClient {
         &self.client
@@ -186,5 +242,36 @@ impl AccountKit {
     /// The admin client, invalidating in the same cache.
     pub fn admin(&self) -> &AdminClient {
         &self.admin
+    }
+}
+
+/// Classifies the failure of a credentials check made with `config`.
+pub(crate) fn classify_check(config: &Config, error: Error) -> CheckError {
+    let base_url = config.base_url().as_str().trim_end_matches('/').to_owned();
+    if error.is_app_misconfigured() || error.is_invalid_token() {
+        return CheckError::Credentials {
+            app_id: config.app_id().to_owned(),
+            source: error,
+        };
+    }
+    let default_host = url::Url::parse(crate::config::DEFAULT_BASE_URL)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if config.base_url().host_str() == default_host.as_deref() {
+        return CheckError::ServiceShutDown {
+            base_url,
+            source: error,
+        };
+    }
+    if error.is_unavailable() {
+        CheckError::Unreachable {
+            base_url,
+            source: error,
+        }
+    } else {
+        CheckError::Unexpected {
+            base_url,
+            source: error,
+        }
     }
 }

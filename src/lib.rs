@@ -61,6 +61,10 @@
 //!   script, with real quoting, retries and resumable failures).
 //! * `emulator` (feature `emulator`): an emulator of the Account Kit service,
 //!   which was shut down, for your tests and ours.
+//! * `metrics` (feature `prometheus`): the counters and Account Kit call
+//!   durations for Prometheus. Verifications that leave the cache run in
+//!   an `accountkit.verify` span, and the account id is recorded as
+//!   `enduser.id` on the request's span (README, "Observability").
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -76,7 +80,11 @@ pub mod export;
 pub mod extract;
 pub mod hash;
 mod kit;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod metrics;
 pub mod middleware;
+mod observe;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

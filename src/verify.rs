@@ -85,6 +85,31 @@ pub trait Verifier: Send + Sync + 'static {
     fn app_id(&self) -> Option<&str> {
         None
     }
+
+    /// Verifies one token with an answer no older than `max_age`: a route
+    /// that moves money should not trust a verification made minutes ago
+    /// ([`AccountKitAuthBuilder::max_age`](crate::auth::AccountKitAuthBuilder::max_age)).
+    ///
+    /// The default calls [`verify`](Self::verify), which is right for a
+    /// verifier that asks its backend every time (the built-in
+    /// [`GraphVerifier`]). **A verifier that answers from a cache of its own
+    /// must override this** (as [`CachedVerifier`](crate::cache::CachedVerifier)
+    /// does), or routes with a max age will trust its old answers.
+    fn verify_within<'a>(
+        &'a self,
+        token: &'a str,
+        max_age: Duration,
+    ) -> BoxFuture<'a, Verification> {
+        let _ = max_age;
+        self.verify(token)
+    }
+
+    /// Like [`verify_now`](Self::verify_now), with an answer no older than
+    /// `max_age`. Default: `None` (no answer at hand is fresh enough).
+    fn verify_now_within(&self, token: &str, max_age: Duration) -> Option<Verification> {
+        let _ = (token, max_age);
+        None
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
@@ -98,6 +123,18 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn app_id(&self) -> Option<&str> {
         (**self).app_id()
+    }
+
+    fn verify_within<'a>(
+        &'a self,
+        token: &'a str,
+        max_age: Duration,
+    ) -> BoxFuture<'a, Verification> {
+        (**self).verify_within(token, max_age)
+    }
+
+    fn verify_now_within(&self, token: &str, max_age: Duration) -> Option<Verification> {
+        (**self).verify_now_within(token, max_age)
     }
 }
 

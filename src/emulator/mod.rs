@@ -151,6 +151,9 @@ mod proof;
 mod reply;
 mod routes;
 mod state;
+mod testing;
+
+pub use testing::{Calls, ControlError, EmulatorControl, Fault, Login};
 
 use std::fmt;
 use std::io;

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use actix_accountkit::emulator::{Emulator, EmulatorApp, DEFAULT_APP_ID, DEFAULT_APP_SECRET};
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+
+use crate::support::proof;
 
 const APP: &str = "390265671523337";
 const SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
@@ -25,12 +25,6 @@ const BAD_APP: &str = r#"{"error":{"message":"Service temporarily unavailable","
 const PROOF_MISSING: &str = r#"{"error":{"message":"API calls from the server require an appsecret_proof argument.","type":"GraphMethodException","code":100,"fbtrace_id":"TRACE"}}"#;
 const PROOF_INVALID: &str = r#"{"error":{"message":"Invalid appsecret_proof provided in the API argument","type":"GraphMethodException","code":100,"fbtrace_id":"TRACE"}}"#;
 const APP_TOKEN_REQUIRED: &str = r#"{"error":{"message":"(#15) This method must be called with an app access_token.","type":"OAuthException","code":15,"fbtrace_id":"TRACE"}}"#;
-
-fn proof(secret: &str, token: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(token.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
 
 fn app_token(id: &str, key: &str) -> String {
     format!("AA|{id}|{key}")

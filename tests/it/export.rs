@@ -1,13 +1,10 @@
 //! The account export, over real HTTP against the emulator with 10,000
-//! accounts: the library call (`AdminClient::export_csv`) and the
-//! `export_accounts` example run as a subprocess.
+//! accounts: the library call (`AdminClient::export_csv`). The command,
+//! `accountkit-export`, is tested in `cli`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::support::{all_calls, calls, fault, APP_ID, APP_SECRET};
+use crate::support::{calls, fault, APP_ID, APP_SECRET};
 use actix_accountkit::admin::AdminClient;
 use actix_accountkit::client::GraphClient;
 use actix_accountkit::config::{Config, RetryPolicy};
@@ -18,7 +15,7 @@ use serde_json::json;
 
 const ACCOUNTS: usize = 10_000;
 
-fn emulator_10k() -> Emulator {
+pub fn emulator_10k() -> Emulator {
     Emulator::builder()
         .app(EmulatorApp::new(APP_ID, APP_SECRET))
         .seed_accounts(ACCOUNTS)
@@ -27,7 +24,7 @@ fn emulator_10k() -> Emulator {
 }
 
 /// An admin client with 3 retries (as the command has) and short backoffs.
-fn admin(emu: &Emulator) -> AdminClient {
+pub fn admin(emu: &Emulator) -> AdminClient {
     let config = Config::builder(APP_ID, APP_SECRET)
         .base_url(emu.base_url())
         .timeout(Duration::from_secs(10))
@@ -50,7 +47,7 @@ async fn export(
     (out, result)
 }
 
-async fn clean_export(admin: &AdminClient) -> Vec<u8> {
+pub async fn clean_export(admin: &AdminClient) -> Vec<u8> {
     let (out, result) = export(admin, &ExportOptions::new()).await;
     let done = result.expect("clean export");
     assert_eq!(done.accounts, ACCOUNTS as u64);
@@ -198,255 +195,4 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
         "{error:?}"
     );
     assert_eq!(calls(&emu, "accounts").await, before + 2);
-}
-
-// ---------------------------------------------------------------------------
-// The command, as a subprocess.
-
-/// The `export_accounts` example binary.
-///
-/// Cargo builds examples for a plain `cargo test`, but not for
-/// `cargo test --test export`, and gives tests no path to them (there is no
-/// `CARGO_BIN_EXE_` for examples). So the first caller runs
-/// `cargo build --example export_accounts` with the cargo, target directory,
-/// profile and features of this test binary (a no-op when it is up to date:
-/// cargo releases its build lock before running tests), and the binary is
-/// found in `<target>/<profile>/examples/`, beside this binary's `deps/`.
-fn export_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(other) => other,
-            None => panic!("unexpected profile directory {}", profile_dir.display()),
-        };
-        let mut features = vec!["emulator"];
-        if cfg!(feature = "redis") {
-            features.push("redis");
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--example", "export_accounts"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .args(["--profile", profile, "--features", &features.join(",")])
-            .status()
-            .expect("run cargo build --example export_accounts");
-        assert!(
-            status.success(),
-            "cargo build --example export_accounts failed"
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("export_accounts{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
-}
-
-/// Runs the command in `dir` with the secret in the environment.
-fn run_cli(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(export_bin())
-        .current_dir(dir)
-        .env("ACCOUNTKIT_APP_SECRET", APP_SECRET)
-        .args(args)
-        .output()
-        .expect("run export_accounts");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!text.contains(APP_SECRET), "the secret leaked: {text}");
-    assert!(
-        !text.contains("access_token"),
-        "a credentialed URL leaked: {text}"
-    );
-    output
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-#[tokio::test]
-async fn bad_flags_exit_non_zero_before_any_request() {
-    let bin = export_bin();
-    let emu = emulator_10k();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let base = ["-a", APP_ID, "--base-url", emu.base_url()];
-    let cases: [(&[&str], &str); 6] = [
-        (&["-l", "0"], "limit should be in the range 1-1000"),
-        (&["-l", "1001"], "limit should be in the range 1-1000"),
-        (&["--limit", "ten"], "limit should be in the range 1-1000"),
-        (&["-v", "1.3"], "double check your api version number"),
-        (&["--version", "v1"], "double check your api version number"),
-        (
-            &["--appid=12x"],
-            "the app id must be the decimal Facebook app id",
-        ),
-    ];
-    for (extra, expected) in cases {
-        let args = if extra[0].starts_with("--appid") {
-            [extra, &base[2..]].concat()
-        } else {
-            [&base[..], extra].concat()
-        };
-        let output = run_cli(dir.path(), &args);
-        assert_eq!(output.status.code(), Some(2), "{extra:?}");
-        let text = stderr(&output);
-        assert!(text.contains(expected), "{extra:?}: {text}");
-    }
-    // No secret at all: neither -s nor the environment.
-    let output = Command::new(bin)
-        .current_dir(dir.path())
-        .env_remove("ACCOUNTKIT_APP_SECRET")
-        .args(base)
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("--appsecret"),
-        "{}",
-        stderr(&output)
-    );
-    // --help explains every flag.
-    let help = run_cli(dir.path(), &["--help"]);
-    assert!(help.status.success());
-    let help = String::from_utf8_lossy(&help.stdout);
-    for flag in [
-        "--appid",
-        "--appsecret",
-        "ACCOUNTKIT_APP_SECRET",
-        "--limit",
-        "--file",
-        "--version",
-        "--base-url",
-        "--after",
-    ] {
-        assert!(help.contains(flag), "--help lacks {flag}");
-    }
-
-    assert_eq!(all_calls(&emu).await, 0, "a request was made");
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
-}
-
-#[tokio::test]
-async fn the_command_retries_keeps_a_partial_file_and_resumes_it() {
-    let emu = emulator_10k();
-    let reference = clean_export(&admin(&emu)).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let base = ["-a", APP_ID, "--base-url", emu.base_url()];
-    let read = |name: &str| std::fs::read(dir.path().join(name)).expect(name);
-
-    // A clean run with the defaults (-l 1000, accountkit_export.csv).
-    let output = run_cli(dir.path(), &base);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("exported 10000 accounts in 10 pages to accountkit_export.csv"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(read("accountkit_export.csv") == reference);
-
-    // Two 503s mid-way are retried (the command's own retry policy).
-    fault(
-        &emu,
-        json!({"status": 503, "body": "<html>busy</html>", "times": 2, "after": 3}),
-    )
-    .await;
-    let output = run_cli(
-        dir.path(),
-        &[&base[..], &["-l", "7", "-f", "retried.csv"]].concat(),
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(read("retried.csv") == reference);
-
-    // A permanent failure (code 2) after 4 pages of 1000.
-    fault(&emu, json!({"status": 500, "after": 4})).await;
-    let output = run_cli(dir.path(), &[&base[..], &["-f", "out.csv"]].concat());
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let text = stderr(&output);
-    assert!(
-        text.contains("could not fetch the accounts after 4 complete pages"),
-        "{text}"
-    );
-    assert!(text.contains("code 2"), "{text}");
-    assert!(text.contains("out.csv.partial"), "{text}");
-    let cursor = text
-        .lines()
-        .find_map(|l| l.strip_prefix("resume cursor: "))
-        .expect("a resume cursor line")
-        .to_owned();
-    assert_eq!(
-        files_in(dir.path()),
-        ["accountkit_export.csv", "out.csv.partial", "retried.csv"],
-        "no out.csv, no temporary file left"
-    );
-    let partial = read("out.csv.partial");
-    let rows = partial.iter().filter(|&&b| b == b'\n').count();
-    assert_eq!(rows, 1 + 4000, "header and four complete pages");
-    assert_eq!(partial[..], reference[..partial.len()]);
-    fault(&emu, json!({})).await;
-
-    // Starting over would replace the partial file: refused, no request.
-    let before = all_calls(&emu).await;
-    let output = run_cli(dir.path(), &[&base[..], &["-f", "out.csv"]].concat());
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--after"), "{}", stderr(&output));
-    assert_eq!(all_calls(&emu).await, before);
-
-    // Without the partial file, --after writes the rest alone: the
-    // concatenation is a clean export.
-    let output = run_cli(
-        dir.path(),
-        &[
-            &base[..],
-            &["-l", "7", "-f", "rest.csv", "--after", &cursor],
-        ]
-        .concat(),
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!([partial, read("rest.csv")].concat() == reference);
-
-    // --after continues the partial file into one complete file (secret
-    // given as a flag this time).
-    let output = Command::new(export_bin())
-        .current_dir(dir.path())
-        .env_remove("ACCOUNTKIT_APP_SECRET")
-        .args(base)
-        .args(["-s", APP_SECRET, "-f", "out.csv", "--after", &cursor])
-        .output()
-        .expect("run");
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!stderr(&output).contains(APP_SECRET));
-    assert!(
-        read("out.csv") == reference,
-        "resumed file differs from a clean export"
-    );
-    assert!(
-        !dir.path().join("out.csv.partial").exists(),
-        "partial file removed"
-    );
 }

@@ -9,12 +9,19 @@
 mod support;
 
 mod abandoned_flights;
+#[cfg(feature = "cli")]
+mod cli;
 mod client;
 mod confused_deputy;
 mod emulator;
+mod emulator_control;
 mod export;
+mod fail_fast;
+mod freshness;
 mod hostile;
 mod load;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod nested_auth;
 mod outage;
 mod protect;
@@ -23,3 +30,4 @@ mod redis_tier;
 mod revocation;
 mod secret_logs;
 mod secrets;
+mod tracing_spans;

@@ -270,7 +270,10 @@ async fn hundred_concurrent_requests_one_cold_token_one_call() {
 #[actix_web::test]
 async fn bogus_flood_does_not_evict_a_verified_account() {
     let emu = emulator();
-    let kit = AccountKit::builder(config(&emu).build().unwrap())
+    // 200 upstream verifications at a time: on a loaded 2-core machine some
+    // take longer than the fixtures' 800 ms timeout, which would answer 503.
+    let config = config(&emu).timeout(std::time::Duration::from_secs(10));
+    let kit = AccountKit::builder(config.build().unwrap())
         .cache(
             actix_accountkit::cache::CacheConfig::builder()
                 .capacity(100)

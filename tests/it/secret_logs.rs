@@ -1,11 +1,14 @@
 //! Every log line, at TRACE level, from our crate, the emulator and the HTTP
 //! stack (log records included), is free of the app secret, the client token,
-//! user tokens, authorization codes and proofs.
+//! user tokens, authorization codes and proofs; so is every span, with its
+//! fields (`accountkit.verify`, and tracing-actix-web's request span with
+//! `enduser.id`), logged when it opens, is entered, exits and closes.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::support::*;
+use crate::tracing_spans::WithEnduser;
 use actix_accountkit::config::Config;
 use actix_accountkit::AccountKit;
 use actix_accountkit::VerifiedAccount;
@@ -46,6 +49,7 @@ async fn capture() {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .with_writer(move || writer.clone())
         .try_init()
         .expect("the only subscriber in this test binary");
@@ -75,6 +79,7 @@ async fn capture() {
     let (g, b) = (good.clone(), bad.clone());
     let app = serve!(move || {
         App::new()
+            .wrap(tracing_actix_web::TracingLogger::<WithEnduser>::new())
             .service(
                 web::scope("/good")
                     .wrap(g.auth().clone())
@@ -149,6 +154,17 @@ async fn capture() {
         "{text}"
     );
     assert!(text.contains("Account Kit unavailable"));
+    // ...the new spans and their fields...
+    assert!(
+        text.contains("accountkit.verify{path=\"miss\" outcome=\"ok\""),
+        "{text}"
+    );
+    assert!(text.contains("outcome=\"invalid_token\""));
+    assert!(text.contains("upstream_duration_ms="));
+    assert!(
+        text.contains(&format!("enduser.id=\"{}\"", user.account_id)),
+        "{text}"
+    );
     assert!(
         text.lines().count() > 50,
         "only {} lines captured",

@@ -2,6 +2,9 @@
 //! and an app under test served over real HTTP on 127.0.0.1, port 0.
 #![allow(dead_code)]
 
+pub mod closing_port;
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -65,6 +68,34 @@ thread_local! {
 
 pub fn http() -> reqwest::Client {
     HTTP.with(Clone::clone)
+}
+
+/// An `appsecret_proof`, computed here (not by the crate's client).
+pub fn proof(secret: &str, token: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(token.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Logs `token` out directly at Account Kit (raw HTTP, as another service
+/// or a script would: not through this crate's admin client).
+pub async fn logout_at_account_kit(emu: &Emulator, token: &str) {
+    let res = http()
+        .post(format!("{}/v1.3/logout", emu.base_url()))
+        .query(&[
+            ("access_token", token),
+            ("appsecret_proof", &proof(APP_SECRET, token)),
+        ])
+        .send()
+        .await
+        .expect("logout request");
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
 }
 
 /// What a device login yields: (code, access_token, account_id).
