@@ -902,7 +902,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in &rows {
         let _ = writeln!(
             out,
-"{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{},{:.2},{},{},{}",
+            "{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{},{:.2},{},{},{}",
             r.workload,
             r.percent,
             r.capacity,

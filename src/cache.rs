@@ -1205,7 +1205,6 @@ impl Drop for FlightSlot {
     }
 }
 
-
 impl Verifier for CachedVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
         self.verify_with(token, None)
