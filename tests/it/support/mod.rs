@@ -13,6 +13,10 @@ use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::AccountKit;
 use serde_json::{json, Value};
 
+#[cfg(feature = "redis")]
+#[macro_use]
+pub mod redis;
+
 pub const APP_ID: &str = "390265671523337";
 pub const APP_SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
 pub const OTHER_APP_ID: &str = "111122223333444";
