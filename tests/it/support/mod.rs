@@ -272,24 +272,28 @@ pub fn in_own_process(name: &str, test: impl FnOnce()) {
     );
 }
 
-/// Everything logged in this process from the moment
-/// [`capture`](Self::capture) is called: one global `tracing` subscriber,
-/// so use it only in a test run [`in_own_process`].
+/// Everything this crate logs (`debug` and above) in this process, from
+/// the first call of [`capture`](Self::capture) on: one global `tracing`
+/// subscriber, so read it only in a test run [`in_own_process`].
 #[derive(Clone, Default)]
 pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl Logs {
-    /// Installs the subscriber (this crate's events at `debug` and above).
+    /// The process's capture; the first caller installs the subscriber.
     pub fn capture() -> Self {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("actix_accountkit=debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("the only subscriber of this process");
-        logs
+        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            tracing_subscriber::fmt()
+                .with_env_filter("actix_accountkit=debug")
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .try_init()
+                .expect("the only subscriber of this process");
+            logs
+        })
+        .clone()
     }
 
     /// The lines logged so far.
