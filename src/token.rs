@@ -236,6 +236,10 @@ impl fmt::Debug for TokenSource {
 
 /// Looks through every source: exactly one may find something.
 pub(crate) fn find_token(req: &HttpRequest, sources: &[TokenSource]) -> Presented {
+    if let [only] = sources {
+        // One source (the default): nothing else to rule out.
+        return only.find(req).unwrap_or(Presented::Absent);
+    }
     let mut found = sources.iter().filter_map(|s| s.find(req));
     match (found.next(), found.next()) {
         (None, _) => Presented::Absent,
