@@ -9,8 +9,10 @@
 //! The cache is filled through its public API (`verify` on 100,000 distinct
 //! cold tokens) with an in-memory verifier that returns a realistic account
 //! (16-digit id, phone, application id), so the figure is what a server
-//! holds per verified token: the LRU node and map slot, the `by_account`
-//! index entry, and the shared `Account` itself. The allocator counts
+//! holds per verified token: the policy's LRU node and map slot, the
+//! account index entry, the frequency sketch (allocated up front, so it is
+//! in "empty" and "total" but not in "filled minus empty"), and the shared
+//! `Account` itself. The allocator counts
 //! requested bytes; the RSS delta adds malloc's own per-block overhead and
 //! rounding.
 
@@ -59,7 +61,7 @@ fn fill(cache: &CachedVerifier, n: usize) {
 }
 
 fn main() {
-    // 10 % headroom: each of the 16 shards is its own LRU of capacity / 16,
+    // 10 % headroom: each of the 16 shards holds capacity / 16,
     // and tokens do not spread exactly evenly, so a cache of capacity
     // 100,000 filled with 100,000 tokens holds slightly fewer (some shards
     // evict while others have room).
@@ -142,7 +144,7 @@ fn main() {
     );
     fill(&cache, ENTRIES);
     println!(
-        "  at capacity {ENTRIES}, {ENTRIES} distinct tokens leave {} entries (per-shard LRUs evict while other shards have room)",
+        "  at capacity {ENTRIES}, {ENTRIES} distinct tokens leave {} entries (full shards evict while other shards have room)",
         cache.stats().entries
     );
 }

@@ -1,11 +1,12 @@
-//! Hit-rate simulator: replays seeded workloads through the cache's
-//! admission/eviction policy (`cache::policy::Policy`, W-TinyLFU with an
-//! adaptive window) beside the policy the crate had before (one global
+//! Hit-rate simulator: replays seeded workloads through the real
+//! `CachedVerifier` ("ours": its shards each run the W-TinyLFU policy with
+//! an adaptive window, `cache::policy::Policy`), beside that policy alone
+//! in one unsharded instance, the policy the crate had before (one global
 //! LRU, the `lru` crate), moka at the same capacity (the cache a user would
-//! build by hand), the real `CachedVerifier` as it is wired today, and
-//! Belady's optimum (OPT). It can write each trace for libCacheSim to
-//! replay with ARC, LIRS, S3-FIFO and W-TinyLFU (`scripts/libcachesim.py`),
-//! and merges those hit rates into its table when it finds them.
+//! build by hand) and Belady's optimum (OPT). It can write each trace for
+//! libCacheSim to replay with ARC, LIRS, S3-FIFO and W-TinyLFU
+//! (`scripts/libcachesim.py`), and merges those hit rates into its table
+//! when it finds them.
 //!
 //! ```text
 //! cargo run --release --example hitrate -- --traces target/traces
@@ -14,7 +15,8 @@
 //! ```
 //!
 //! Writes `hitrate.csv`, `hitrate.txt` (the printed table) and `hitrate.svg`
-//! in `--out`. `--quick` runs only the policy and the old LRU (for tuning),
+//! in `--out`. `--quick` runs only ours, the policy alone and the old LRU
+//! (for tuning),
 //! `--only` and `--caps` pick workloads and capacities, `--memory` prints
 //! the policy's heap bytes per entry at 100,000 entries instead, and
 //! `--hit-cost` the cost of a hit against the old LRU's.
@@ -34,11 +36,12 @@
 //! * `zipf-1.0+flood`: the `zipf-1.0` requests with never-repeated bogus
 //!   tokens interleaved (30 % of all requests). A bogus token is refused
 //!   upstream and cached on the negative side, so it never enters the
-//!   positive policy: the simulators skip it (the real `CachedVerifier`
-//!   gets it), and the hit rate counts the verified requests, to compare
-//!   with `zipf-1.0`. The `flood, recorded` figure runs the policy with
-//!   every bogus token recorded in its frequency sketch, as if a lookup
-//!   miss counted: what the doorkeeper protects against.
+//!   positive policy: the real `CachedVerifier` gets it (and refuses it
+//!   through its negative LRU), the other simulators skip it, and the hit
+//!   rate counts the verified requests, to compare with `zipf-1.0`. The
+//!   `flood, recorded` figure runs the policy alone with every bogus token
+//!   recorded in its frequency sketch, as if a lookup miss counted: what
+//!   the doorkeeper protects against.
 //! * Capacities 1 % to 20 % of the population. Hit rates count the verified
 //!   requests after the warm-up (the first `--warmup` verified requests,
 //!   replayed but not measured), the same window for every policy.
@@ -59,7 +62,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_accountkit::cache::policy::Policy;
-use actix_accountkit::cache::{CacheConfig, CachedVerifier};
+use actix_accountkit::cache::{CacheConfig, CacheStats, CachedVerifier};
 use actix_accountkit::hash::token_hash;
 use actix_accountkit::types::Account;
 use actix_accountkit::verify::{Refusal, Verifier};
@@ -107,7 +110,8 @@ struct Args {
     /// into the table where their trace fingerprints match.
     #[arg(long, default_value = "docs/bench/hitrate-lcs.csv", env = "LCS")]
     lcs: PathBuf,
-    /// Only the policy and the old LRU (quick, for tuning); writes nothing.
+    /// Only ours, the policy alone and the old LRU (quick, for tuning);
+    /// writes nothing.
     #[arg(long)]
     quick: bool,
     /// Only these workloads (comma-separated names).
@@ -381,14 +385,8 @@ fn replay(
     hits
 }
 
-struct Ours {
-    hits: u64,
-    window_percent: f64,
-    admitted: u64,
-    rejected: u64,
-}
-
-fn run_ours(trace: &Trace, capacity: usize, warmup: usize, record_bogus: bool) -> Ours {
+/// The policy alone, one unsharded instance, fed the verified requests.
+fn run_policy(trace: &Trace, capacity: usize, warmup: usize, record_bogus: bool) -> u64 {
     let policy = std::cell::RefCell::new(Policy::<()>::new(capacity));
     let hits = replay(
         trace,
@@ -406,15 +404,8 @@ fn run_ours(trace: &Trace, capacity: usize, warmup: usize, record_bogus: bool) -
             policy.borrow_mut().remove(h);
         },
     );
-    let p = policy.into_inner();
-    assert!(p.len() <= capacity);
-    let s = p.stats();
-    Ours {
-        hits,
-        window_percent: 100.0 * s.window_max as f64 / capacity as f64,
-        admitted: s.admitted,
-        rejected: s.rejected,
-    }
+    assert!(policy.borrow().len() <= capacity);
+    hits
 }
 
 fn run_lru(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
@@ -472,11 +463,17 @@ impl Verifier for Counting {
     }
 }
 
+/// What the real cache did on a trace.
+struct Ours {
+    hits: u64,
+    stats: CacheStats,
+}
+
 /// Replays `trace` through a real `CachedVerifier` (default shards) as the
 /// middleware drives it: `verify_now` (the hit path), then `verify` on a
 /// miss; logouts call `invalidate_as_refused` (the local part of
 /// `AdminClient::logout`).
-fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
+fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> Ours {
     let upstream = Arc::new(Counting::default());
     let day = Duration::from_secs(24 * 3600);
     let cache = CachedVerifier::from_arc(
@@ -515,12 +512,14 @@ fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
             }
         }
     }
+    let stats = cache.stats();
     assert_eq!(
-        cache.stats().upstream_calls,
+        stats.upstream_calls,
         upstream.calls.load(Ordering::Relaxed),
         "the cache counts what the verifier saw"
     );
-    hits
+    assert!(stats.entries as usize <= capacity);
+    Ours { hits, stats }
 }
 
 /// Belady's MIN with bypass over the verified requests; returns the hits
@@ -596,17 +595,20 @@ struct Row {
     percent: f64,
     capacity: usize,
     requests: u64,
+    /// The real cache (sharded policy).
     ours: f64,
+    /// Its window size at the end, in % of the capacity (all shards).
     window_percent: f64,
     admitted: u64,
     rejected: u64,
+    /// The policy alone, one unsharded instance.
+    policy: f64,
     lru: f64,
     moka: Option<f64>,
-    cache: Option<f64>,
     opt: Option<f64>,
     /// ARC, LIRS, S3-FIFO, W-TinyLFU.
     lcs: [Option<f64>; 4],
-    /// Only on the flood: the policy with the bogus tokens recorded.
+    /// Only on the flood: the policy alone with the bogus tokens recorded.
     recorded: Option<f64>,
 }
 
@@ -844,22 +846,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let capacity = capacity_of(percent);
                 let requests = (trace.keys.len() - args.warmup) as u64;
                 let rate = |hits: u64| hits as f64 / requests as f64;
-                let ours = run_ours(trace, capacity, args.warmup, false);
+                let ours = run_cache(trace, capacity, args.warmup);
                 let mut row = Row {
                     workload: trace.name.clone(),
                     percent,
                     capacity,
                     requests,
                     ours: rate(ours.hits),
-                    window_percent: ours.window_percent,
-                    admitted: ours.admitted,
-                    rejected: ours.rejected,
+                    window_percent: 100.0 * ours.stats.window_size as f64 / capacity as f64,
+                    admitted: ours.stats.admitted,
+                    rejected: ours.stats.rejected,
+                    policy: rate(run_policy(trace, capacity, args.warmup, false)),
                     lru: rate(run_lru(trace, capacity, args.warmup)),
                     ..Row::default()
                 };
                 if !args.quick {
                     row.moka = Some(rate(run_moka(trace, capacity, args.warmup)));
-                    row.cache = Some(rate(run_cache(trace, capacity, args.warmup)));
                     row.opt = Some(rate(belady(
                         &trace.keys,
                         &trace.next,
@@ -867,8 +869,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         args.warmup,
                     )));
                     if trace.name.ends_with("+flood") {
-                        row.recorded =
-                            Some(rate(run_ours(trace, capacity, args.warmup, true).hits));
+                        row.recorded = Some(rate(run_policy(trace, capacity, args.warmup, true)));
                     }
                 }
                 for (i, p) in LCS_POLICIES.iter().enumerate() {
@@ -895,21 +896,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(args.out.join("hitrate.txt"), &table)?;
     let csv = args.out.join("hitrate.csv");
     let mut out = String::from(
-        "workload,capacity_percent,capacity,requests,ours,old_lru,moka,cached_verifier,arc,lirs,s3fifo,wtinylfu,opt,ours_over_opt,ours_window_percent,ours_admitted,ours_rejected,ours_flood_recorded\n",
+        "workload,capacity_percent,capacity,requests,ours,policy_unsharded,old_lru,moka,arc,lirs,s3fifo,wtinylfu,opt,ours_over_opt,ours_window_percent,ours_admitted,ours_rejected,policy_flood_recorded\n",
     );
     let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.6}"));
     for r in &rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.6},{:.6},{},{},{},{},{},{},{},{},{:.2},{},{},{}",
+            "{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{},{:.2},{},{},{}",
             r.workload,
             r.percent,
             r.capacity,
             r.requests,
             r.ours,
+            r.policy,
             r.lru,
             f(r.moka),
-            f(r.cache),
             f(r.lcs[0]),
             f(r.lcs[1]),
             f(r.lcs[2]),
@@ -945,8 +946,12 @@ fn render(rows: &[Row], args: &Args) -> String {
     );
     let _ = writeln!(
         t,
+        "ours = the real CachedVerifier (each shard a W-TinyLFU policy, adaptive window); 1shard = that policy alone, unsharded; LRU = the old policy"
+    );
+    let _ = writeln!(
+        t,
         "{:<15} {:>4} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>5}",
-        "workload", "cap%", "cap", "ours", "LRU", "moka", "cache", "ARC", "LIRS", "S3FIFO", "WTLFU", "OPT", "/OPT", "Δpeer", "Δbest", "win%"
+        "workload", "cap%", "cap", "ours", "1shard", "LRU", "moka", "ARC", "LIRS", "S3FIFO", "WTLFU", "OPT", "/OPT", "Δpeer", "Δbest", "win%"
     );
     let mut misses = Vec::new();
     for r in rows {
@@ -954,14 +959,14 @@ fn render(rows: &[Row], args: &Args) -> String {
         let d_best = r.best_lcs().map(|b| 100.0 * (r.ours - b));
         let _ = writeln!(
             t,
-            "{:<15} {:>4} {:>6} | {:>6.2} {:>6.2} {:>6} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} | {:>+6.2} {:>6} {:>5.1}",
+"{:<15} {:>4} {:>6} | {:>6.2} {:>6.2} {:>6.2} {:>6} | {:>6} {:>6} {:>6} {:>6} | {:>6} {:>6} | {:>+6.2} {:>6} {:>5.1}",
             r.workload,
             r.percent,
             r.capacity,
             100.0 * r.ours,
+            100.0 * r.policy,
             100.0 * r.lru,
             pct(r.moka),
-            pct(r.cache),
             pct(r.lcs[0]),
             pct(r.lcs[1]),
             pct(r.lcs[2]),
@@ -990,10 +995,12 @@ fn render(rows: &[Row], args: &Args) -> String {
             .find(|b| b.workload == "zipf-1.0" && b.capacity == r.capacity);
         let _ = writeln!(
             t,
-            "flood at {}%: verified hit rate {:.2} (same trace without the flood: {}); with every bogus token recorded in the sketch: {}",
+            "flood at {}%: verified hit rate {:.2} (same trace without the flood: {}); the policy alone {:.2} ({}), with every bogus token recorded in its sketch: {}",
             r.percent,
             100.0 * r.ours,
             base.map_or_else(|| "-".into(), |b| format!("{:.2}", 100.0 * b.ours)),
+            100.0 * r.policy,
+            base.map_or_else(|| "-".into(), |b| format!("{:.2}", 100.0 * b.policy)),
             pct(r.recorded),
         );
     }
@@ -1024,7 +1031,7 @@ fn plot(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(50);
     title.draw(&Text::new(
-        "Hit rate (% of verified requests) against capacity (% of 100,000 tokens): ours (W-TinyLFU, adaptive window), old LRU, moka, libCacheSim's ARC / LIRS / S3-FIFO / W-TinyLFU, Belady OPT",
+        "Hit rate (% of verified requests) against capacity (% of 100,000 tokens): ours (CachedVerifier: sharded W-TinyLFU, adaptive window), old LRU, moka, libCacheSim's ARC / LIRS / S3-FIFO / W-TinyLFU, Belady OPT",
         (20, 15),
         ("sans-serif", 17).into_font(),
     ))?;

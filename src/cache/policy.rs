@@ -61,6 +61,7 @@
 //! sizes itself.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
@@ -69,6 +70,60 @@ use super::sketch::FrequencySketch;
 
 /// A key: the SHA-256 of a token (`crate::cache::TokenHash`).
 pub type Key = [u8; 32];
+
+/// A segment: an LRU map of keys hashed by [`KeyBits`].
+type SegmentMap<V> = LruCache<Key, V, KeyBits>;
+
+/// Hashes a [`Key`] by reading 8 of its bytes (24 to 31): a SHA-256 output
+/// is uniform already, so the segments' maps need no hashing work of their
+/// own, on the hit path or elsewhere. (Bytes 0 to 7 choose the cache's
+/// shard and 8 to 23 the sketch's counters.)
+///
+/// Not keyed, and safe for this use only: an attacker who grinds tokens
+/// for colliding hashes cannot put them in a segment, since only accounts
+/// the upstream verified are inserted (bogus tokens live in the cache's
+/// negative LRU, whose map keeps the default, keyed hasher).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyBits;
+
+impl BuildHasher for KeyBits {
+    type Hasher = KeyBitsHasher;
+
+    fn build_hasher(&self) -> KeyBitsHasher {
+        KeyBitsHasher(0)
+    }
+}
+
+/// The [`Hasher`] of [`KeyBits`].
+#[derive(Debug)]
+pub struct KeyBitsHasher(u64);
+
+impl Hasher for KeyBitsHasher {
+    /// A `[u8; 32]` hashes as its length (see `write_usize`) then its
+    /// bytes, in one call.
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(tail) = bytes.get(24..32) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(tail);
+            self.0 ^= u64::from_le_bytes(b);
+        } else {
+            // Not a key: FNV-1a, for completeness.
+            for &byte in bytes {
+                self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+
+    /// The length prefix: the same for every key.
+    #[inline]
+    fn write_usize(&mut self, _: usize) {}
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The window's share of the capacity at the start.
 const INITIAL_WINDOW: f64 = 0.01;
@@ -179,9 +234,9 @@ struct Climber {
 /// ```
 pub struct Policy<V> {
     capacity: usize,
-    window: LruCache<Key, V>,
-    probation: LruCache<Key, V>,
-    protected: LruCache<Key, V>,
+    window: SegmentMap<V>,
+    probation: SegmentMap<V>,
+    protected: SegmentMap<V>,
     window_max: usize,
     protected_max: usize,
     sketch: FrequencySketch,
@@ -219,9 +274,9 @@ impl<V> Policy<V> {
         let window = (capacity as f64 * INITIAL_WINDOW).max(1.0);
         let mut policy = Self {
             capacity,
-            window: LruCache::unbounded(),
-            probation: LruCache::unbounded(),
-            protected: LruCache::unbounded(),
+            window: LruCache::unbounded_with_hasher(KeyBits),
+            probation: LruCache::unbounded_with_hasher(KeyBits),
+            protected: LruCache::unbounded_with_hasher(KeyBits),
             window_max: 1,
             protected_max: 0,
             sketch: FrequencySketch::new(capacity),
@@ -599,7 +654,7 @@ impl<V> Policy<V> {
 /// fills, then ~20 %; the window grows and shrinks with the climber): a
 /// hash map never shrinks by itself. The rehash is O(len), at most once
 /// per quartering, so O(1) amortized.
-fn trim<V>(cache: &mut LruCache<Key, V>, peak: &mut usize) {
+fn trim<V>(cache: &mut SegmentMap<V>, peak: &mut usize) {
     let len = cache.len();
     if len > *peak {
         *peak = len;
@@ -637,6 +692,15 @@ mod tests {
         }
         let _ = p.insert(key(i), i);
         false
+    }
+
+    #[test]
+    fn a_key_hashes_as_its_last_eight_bytes() {
+        let k = key(1);
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&k[24..]);
+        assert_eq!(KeyBits.hash_one(k), u64::from_le_bytes(tail));
+        assert_ne!(KeyBits.hash_one(key(2)), KeyBits.hash_one(k));
     }
 
     #[test]
