@@ -1171,7 +1171,6 @@ impl Drop for FlightSlot {
     }
 }
 
-
 impl Verifier for CachedVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Verification> {
         self.verify_with(token, None)

@@ -153,9 +153,15 @@ async fn a_bogus_token_flood_keeps_the_verified_hit_rate() {
 
     let rate = |o: &Outcome| 100.0 * o.hits as f64 / MEASURED as f64;
     let (calm_rate, flooded_rate) = (rate(&calm), rate(&flooded));
-    eprintln!("verified hit rate: {calm_rate:.2} % without the flood, {flooded_rate:.2} % with it; {:?}", flooded.stats);
+    eprintln!(
+        "verified hit rate: {calm_rate:.2} % without the flood, {flooded_rate:.2} % with it; {:?}",
+        flooded.stats
+    );
     // The cache at work (73.5 % when this was written).
-    assert!(calm_rate > 65.0, "hit rate without the flood {calm_rate:.2}");
+    assert!(
+        calm_rate > 65.0,
+        "hit rate without the flood {calm_rate:.2}"
+    );
     assert!(
         (calm_rate - flooded_rate).abs() <= 1.0,
         "verified hit rate {flooded_rate:.2} % with the flood, {calm_rate:.2} % without"
