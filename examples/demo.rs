@@ -20,9 +20,11 @@
 //!
 //! With `ACCOUNTKIT_REDIS_URL` set (and `--features emulator,redis`), the
 //! cache is shared through Redis and revocations are broadcast, so several
-//! demo processes behave as one. Each process embeds its own emulator unless
-//! pointed at one, so to try two instances by hand, run one emulator and
-//! point both at it:
+//! demo processes behave as one (`rediss://` for TLS, with
+//! `ACCOUNTKIT_REDIS_CA_CERT` naming the CA's PEM file if it is private;
+//! `ACCOUNTKIT_REDIS_CLUSTER`, comma-separated node URLs, for a
+//! cluster). Each process embeds its own emulator unless pointed at one, so
+//! to try two instances by hand, run one emulator and point both at it:
 //!
 //! ```text
 //! cargo run --features cli --bin accountkit-emulator -- --addr 127.0.0.1:8787 \
@@ -167,20 +169,27 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let redis_url = std::env::var("ACCOUNTKIT_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty());
-    if redis_url.is_some() && !cfg!(feature = "redis") {
+    // ACCOUNTKIT_REDIS_URL (one server) or ACCOUNTKIT_REDIS_CLUSTER (a
+    // cluster's nodes, comma-separated), and ACCOUNTKIT_REDIS_CA_CERT (a
+    // PEM file, the CA of a rediss:// server): read by RedisTier::from_env.
+    let redis_var = [
+        "ACCOUNTKIT_REDIS_URL",
+        "ACCOUNTKIT_REDIS_CLUSTER",
+        "ACCOUNTKIT_REDIS_CA_CERT",
+    ]
+    .into_iter()
+    .find(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
+    if let (Some(name), false) = (redis_var, cfg!(feature = "redis")) {
         eprintln!(
-            "ACCOUNTKIT_REDIS_URL is set, but the demo was built without the `redis` feature:\n  \
+            "{name} is set, but the demo was built without the `redis` feature:\n  \
              cargo run --example demo --features emulator,redis\n\
-             (or unset ACCOUNTKIT_REDIS_URL for a cache local to this process)"
+             (or unset {name} for a cache local to this process)"
         );
         std::process::exit(2);
     }
     let (config, emulator) = upstream()?;
     let upstream_url = config.base_url().to_string();
-    let kit = with_redis(AccountKit::builder(config.clone()), redis_url, &config)?
+    let kit = with_redis(AccountKit::builder(config.clone()), &config)?
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     check_at_start(&kit).await;
@@ -199,6 +208,7 @@ async fn main() -> std::io::Result<()> {
     // `/me/fresh`: `/me` for routes that must not trust an old verification
     // (payments, account changes): re-verified upstream once a second.
     let fresh = auth.max_age(std::time::Duration::from_secs(1));
+    #[cfg_attr(not(feature = "prometheus"), allow(clippy::clone_on_copy))]
     let mut server = HttpServer::new(move || {
         App::new()
             .configure(metrics.clone())
@@ -235,17 +245,16 @@ async fn main() -> std::io::Result<()> {
     server.run().await
 }
 
-/// Several instances as one cache, when `ACCOUNTKIT_REDIS_URL` is set.
+/// Several instances as one cache, when `ACCOUNTKIT_REDIS_URL` or
+/// `ACCOUNTKIT_REDIS_CLUSTER` is set.
 #[cfg(feature = "redis")]
-fn with_redis(
-    builder: AccountKitBuilder,
-    url: Option<String>,
-    config: &Config,
-) -> std::io::Result<AccountKitBuilder> {
-    let Some(url) = url else {
+fn with_redis(builder: AccountKitBuilder, config: &Config) -> std::io::Result<AccountKitBuilder> {
+    let tier = actix_accountkit::redis::RedisTier::from_env(config)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let Some(tier) = tier else {
         return Ok(builder);
     };
-    let tier = actix_accountkit::redis::RedisTier::builder(url, config)
+    let tier = tier
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     // The URL may hold a password: not printed.
@@ -253,13 +262,9 @@ fn with_redis(
     Ok(builder.shared_tier(tier))
 }
 
-/// Without the `redis` feature, `main` refused `ACCOUNTKIT_REDIS_URL`.
+/// Without the `redis` feature, `main` refused the Redis variables.
 #[cfg(not(feature = "redis"))]
-fn with_redis(
-    builder: AccountKitBuilder,
-    _url: Option<String>,
-    _config: &Config,
-) -> std::io::Result<AccountKitBuilder> {
+fn with_redis(builder: AccountKitBuilder, _config: &Config) -> std::io::Result<AccountKitBuilder> {
     Ok(builder)
 }
 

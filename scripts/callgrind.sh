@@ -20,7 +20,7 @@ ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18081}
 source scripts/common.sh
 
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >&2; }
+ensure valgrind valgrind
 build_demo
 start_demo valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out"
 login_tokens 1 "$WORK/tokens"
@@ -69,7 +69,7 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '%-6s %16s %16s %16s %8s %8s\n' "$r" "$pub" "$pro" "$hdr" "$ratio" "$hratio"
 done
 after=$(stats)
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+median=$(printf '%s\n' "${ratios[@]}" | median)
 echo "median protected/public instructions per request: $median (target <= 1.08)"
 echo "cache misses during the batches: $(( $(stat_field misses "$after") - $(stat_field misses "$before") )) (0 = every protected request was a hit)"
 

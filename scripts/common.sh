@@ -1,4 +1,8 @@
-# Shared by scripts/callgrind.sh and scripts/load.sh (sourced, not run).
+# Shared by scripts/callgrind.sh, scripts/load.sh and scripts/e2e.sh (sourced,
+# not run).
+#
+# median : the median of the numbers on stdin, one a line.
+# ensure COMMAND PACKAGE : installs the Debian PACKAGE if COMMAND is missing.
 #
 # start_demo PREFIX... : starts the release demo (one worker) on $PORT behind
 # the given command prefix (e.g. `taskset -c 0`, or valgrind), sets DEMO_PID
@@ -58,4 +62,12 @@ stats() {
 
 stat_field() { # stat_field NAME JSON
     echo "$2" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
+}
+
+median() {
+    sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+ensure() {
+    command -v "$1" >/dev/null || { apt-get update -qq >&2 && apt-get install -y -qq "$2" >&2; }
 }

@@ -19,9 +19,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 PORT=${PORT:-18082}
 source scripts/common.sh
 
-if ! command -v wrk >/dev/null; then
-    apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
-fi
+ensure wrk wrk
 build_demo
 start_demo taskset -c "$SERVER_CPU"
 login_tokens "$TOKENS" "$WORK/tokens"
@@ -78,6 +76,6 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '%-6s %12s %9s %9s %12s %9s %9s %7s\n' "$r" "$prps" "$pp50" "$pp99" "$mrps" "$mp50" "$mp99" "$ratio"
 done
 after=$(stats)
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+median=$(printf '%s\n' "${ratios[@]}" | median)
 echo "median protected/public requests/s: $median (target >= 0.95)"
 echo "cache misses during the runs: $(( $(stat_field misses "$after") - $(stat_field misses "$before") )) (0 = every protected request was a hit)"

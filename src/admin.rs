@@ -137,8 +137,8 @@ impl AdminClient {
     /// format and the failure model.
     ///
     /// Each page is retried per the client's
-    /// [`RetryPolicy`](crate::config::RetryPolicy) (transport errors, 5xx
-    /// other than code 2, rate limiting); any other failure returns an
+    /// [`RetryPolicy`](crate::config::RetryPolicy) (transport errors, 5xx,
+    /// Graph code 2, rate limiting); any other failure returns an
     /// [`ExportError`] holding the cause, the bytes of `out` that are
     /// complete pages, and the cursor to resume from.
     ///

@@ -901,7 +901,14 @@ impl Inner {
                             answered: Answered::Shared,
                         };
                     }
-                    SharedLookup::Missing { ticket: t } => ticket = Some(t),
+                    SharedLookup::Missing { ticket: t } => {
+                        ticket = Some(HeldTicket {
+                            tier: tier.clone(),
+                            key,
+                            ticket: t,
+                            armed: true,
+                        });
+                    }
                     SharedLookup::Unavailable => {}
                 }
             }
@@ -920,7 +927,7 @@ impl Inner {
                     Some(ttl) => (Some(&outcome), ttl),
                     None => (None, Duration::ZERO),
                 };
-                tier.store(&key, ticket, answer, ttl).await;
+                tier.store(&key, ticket.hand_back(), answer, ttl).await;
             }
             Flown { outcome, answered }
         }
@@ -1087,6 +1094,33 @@ impl Inner {
         match revocation {
             Revocation::Token { hash, refused_for } => self.invalidate_key(hash, *refused_for),
             Revocation::Account { id } => self.invalidate_account(id),
+        }
+    }
+}
+
+/// A shared-tier ticket its flight has not handed back to
+/// [`SharedTier::store`] yet: released if the flight is dropped first (its
+/// deadline passed), so that the other instances waiting on it need not
+/// wait for it to expire.
+struct HeldTicket {
+    tier: Arc<dyn SharedTier>,
+    key: TokenHash,
+    ticket: u64,
+    armed: bool,
+}
+
+impl HeldTicket {
+    /// The ticket, for `store` (which releases it).
+    fn hand_back(mut self) -> u64 {
+        self.armed = false;
+        self.ticket
+    }
+}
+
+impl Drop for HeldTicket {
+    fn drop(&mut self) {
+        if self.armed {
+            self.tier.release(&self.key, self.ticket);
         }
     }
 }
@@ -1339,6 +1373,8 @@ mod tests {
         sinks: Mutex<Vec<RevocationSink>>,
         /// The app it is bound to, if any.
         app: Option<&'static str>,
+        /// Tickets released by dropped flights.
+        released: Mutex<Vec<u64>>,
     }
 
     impl SharedTier for MemoryTier {
@@ -1383,6 +1419,37 @@ mod tests {
         fn app_id(&self) -> Option<&str> {
             self.app
         }
+        fn release(&self, _key: &TokenHash, ticket: u64) {
+            self.released.lock().push(ticket);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_flight_releases_its_ticket_a_finished_one_hands_it_back() {
+        struct Never;
+        impl Verifier for Never {
+            fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Verification> {
+                future::pending().boxed()
+            }
+        }
+        let tier = Arc::new(MemoryTier::default());
+        let config = || {
+            CacheConfig::builder()
+                .flight_deadline(Duration::from_millis(20))
+                .build()
+                .unwrap()
+        };
+        let c = CachedVerifier::with_shared_tier(Arc::new(Never), config(), tier.clone()).unwrap();
+        assert!(c.verify("t1").await.is_err(), "past its deadline");
+        flights_over(&c).await;
+        assert_eq!(*tier.released.lock(), [7], "released once");
+
+        let up = Arc::new(Counting::default());
+        let c = CachedVerifier::with_shared_tier(up, config(), tier.clone()).unwrap();
+        c.verify("ok1").await.unwrap();
+        flights_over(&c).await;
+        assert_eq!(*tier.released.lock(), [7], "handed back to store instead");
+        assert_eq!(tier.entries.lock().len(), 1);
     }
 
     #[tokio::test]

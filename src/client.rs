@@ -4,7 +4,44 @@
 //! the query string; `POST` and `DELETE` carry the access token and proof in
 //! a urlencoded form body, as the document's curl example does, so that they
 //! never sit in a URL. Redirects are not followed (a redirect would forward
-//! credentials to wherever it points).
+//! credentials to wherever it points). Every attempt of every call goes out
+//! through one private function (`send`).
+//!
+//! # Retries
+//!
+//! A failed attempt is sent again at most
+//! [`RetryPolicy::max_retries`](crate::config::RetryPolicy) times, after a
+//! backoff that doubles from `initial_backoff` up to `max_backoff`, with
+//! jitter (each wait is drawn from its upper half). What is sent again
+//! depends on the call:
+//!
+//! * **Reads** (`/me`, the accounts listing, and the credential checks):
+//!   transport errors, 5xx answers, Graph code 2 whatever its status, and
+//!   rate limiting (code 4, HTTP 429). Not timeouts: the attempt already
+//!   spent the time budget.
+//! * **Writes** (`logout`, `invalidate_all_tokens`, `DELETE`) **and the code
+//!   exchange**: only failures that show the call was not carried out
+//!   (code 2, rate limiting, a connection that could not be made). The
+//!   writes are idempotent in effect at Account Kit (a second logout leaves
+//!   the token dead, a second invalidation leaves every token dead, a second
+//!   delete leaves the account gone) but not in their answer: per the
+//!   emulator's model of Graph (the service never recorded it), a repeated
+//!   logout answers code 190 and a repeated delete code 100 "does not
+//!   exist". A code is single-use: "This authorization code has been used".
+//!   So after a timeout, a connection lost mid-call or a proxy's 5xx (the
+//!   call may have been carried out) they are not sent again, lest a
+//!   success be reported as a failure.
+//!
+//! # Code 2
+//!
+//! Graph error code 2 (`is_transient: true`) is Graph's "service temporarily
+//! unavailable", and also what Account Kit answered for a wrong app id or
+//! app secret. The client cannot tell which from the answer, so it retries
+//! code 2 like any transient error, a bounded number of times, and reports
+//! the last one when they are used up ([`Error::is_app_misconfigured`]).
+//! [`GraphVerifier`](crate::verify::GraphVerifier) then tells an outage
+//! from refused credentials with [`GraphClient::check_app_credentials`] and
+//! [`GraphClient::check_service`].
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -116,15 +153,23 @@ impl GraphClient {
     pub async fn me(&self, access_token: &str) -> Result<Account, Error> {
         let proof = self.proof_for(access_token);
         let params = user_token_params(access_token, &proof);
-        self.call(Method::GET, &self.inner.me, &params, &[access_token], true)
-            .await
+        self.call(
+            Method::GET,
+            &self.inner.me,
+            &params,
+            &[access_token],
+            Resend::Read,
+        )
+        .await
     }
 
     /// `GET /{v}/access_token?grant_type=authorization_code&code=…`: exchanges
     /// an authorization code for a user access token.
     ///
-    /// Not retried: a code is single-use, and a retry after a lost answer
-    /// would meet "This authorization code has been used".
+    /// Retried only after a failure that shows the exchange was not made
+    /// (code 2, rate limiting, no connection): a code is single-use, and a
+    /// retry after a timeout or a lost answer would meet "This
+    /// authorization code has been used".
     pub async fn exchange_code(&self, code: &str) -> Result<TokenExchange, Error> {
         let app_token = self.inner.config.app_access_token().expose_secret();
         let params = [
@@ -137,12 +182,14 @@ impl GraphClient {
             &self.inner.access_token,
             &params,
             &[code],
-            false,
+            Resend::NotCarriedOut,
         )
         .await
     }
 
-    /// `POST /{v}/logout`: invalidates one user access token.
+    /// `POST /{v}/logout`: invalidates one user access token. Retried only
+    /// after a failure that shows it was not carried out (see
+    /// [Retries](self#retries)).
     pub async fn logout(&self, access_token: &str) -> Result<(), Error> {
         let proof = self.proof_for(access_token);
         let params = user_token_params(access_token, &proof);
@@ -152,21 +199,22 @@ impl GraphClient {
                 &self.inner.logout,
                 &params,
                 &[access_token],
-                false,
+                Resend::NotCarriedOut,
             )
             .await?;
         success(done)
     }
 
     /// `POST /{v}/{account_id}/invalidate_all_tokens`: logs every session of
-    /// an account out.
+    /// an account out. Retried like [`logout`](Self::logout).
     pub async fn invalidate_all_tokens(&self, account_id: &str) -> Result<(), Error> {
         let url = self.account_url(account_id, "/invalidate_all_tokens")?;
         let done: Success = self.app_call(Method::POST, &url).await?;
         success(done)
     }
 
-    /// `DELETE /{v}/{account_id}`: deletes an account.
+    /// `DELETE /{v}/{account_id}`: deletes an account. Retried like
+    /// [`logout`](Self::logout).
     pub async fn delete_account(&self, account_id: &str) -> Result<(), Error> {
         let url = self.account_url(account_id, "")?;
         let done: Success = self.app_call(Method::DELETE, &url).await?;
@@ -174,11 +222,52 @@ impl GraphClient {
     }
 
     /// Checks the app id and app secret with an app-token call (one account
-    /// of the listing). A wrong id or secret comes back as code 2.
+    /// of the listing). A wrong id or secret comes back as code 2, and so
+    /// does an outage: [`check_service`](Self::check_service) tells which.
     pub async fn check_app_credentials(&self) -> Result<(), Error> {
         upstream::credentials_check(self.accounts_page(1, None))
             .await
             .map(drop)
+    }
+
+    /// Checks that Account Kit is answering at all, without sending any
+    /// credential: `GET /{v}/me` with a token that cannot be valid and no
+    /// proof. A service that is up refuses it with a Graph error (code 190,
+    /// as recorded: the token is checked before the proof), which is `Ok`;
+    /// code 2, rate limiting, a 5xx, a timeout or no connection is the
+    /// error. Retried as a read.
+    ///
+    /// ```no_run
+    /// # async fn run(client: actix_accountkit::client::GraphClient) {
+    /// if let Err(e) = client.check_app_credentials().await {
+    ///     if e.is_app_misconfigured() && client.check_service().await.is_ok() {
+    ///         eprintln!("Account Kit is up and refuses our app id or app secret");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn check_service(&self) -> Result<(), Error> {
+        let params = [("access_token", SERVICE_PROBE_TOKEN)];
+        // Timed with the credential self-check it belongs to, not as `/me`.
+        let answer = upstream::credentials_check(self.call::<serde::de::IgnoredAny>(
+            Method::GET,
+            &self.inner.me,
+            &params,
+            &[],
+            Resend::Read,
+        ))
+        .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.graph().is_some_and(|g| {
+                    g.status < 500 && !g.is_app_misconfigured() && !g.is_rate_limited()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /{v}/{app_id}/accounts/?limit=N`: one page of the app's accounts,
@@ -197,8 +286,14 @@ impl GraphClient {
         if let Some(after) = after {
             params.push(("after", after));
         }
-        self.call(Method::GET, &self.inner.accounts, &params, &[], true)
-            .await
+        self.call(
+            Method::GET,
+            &self.inner.accounts,
+            &params,
+            &[],
+            Resend::Read,
+        )
+        .await
     }
 
     /// Every page of the app's accounts, following `paging.next` until it is
@@ -227,7 +322,7 @@ impl GraphClient {
                     Step::First(after) => client.accounts_page(limit, after.as_deref()).await?,
                     Step::Next(url) => {
                         client
-                            .call::<AccountsPage>(Method::GET, &url, &[], &[], true)
+                            .call::<AccountsPage>(Method::GET, &url, &[], &[], Resend::Read)
                             .await?
                     }
                 };
@@ -321,20 +416,27 @@ impl GraphClient {
 
     async fn app_call<T: DeserializeOwned>(&self, method: Method, url: &Url) -> Result<T, Error> {
         let app_token = self.inner.config.app_access_token().expose_secret();
-        self.call(method, url, &[("access_token", app_token)], &[], false)
-            .await
+        self.call(
+            method,
+            url,
+            &[("access_token", app_token)],
+            &[],
+            Resend::NotCarriedOut,
+        )
+        .await
     }
 
-    /// Sends one call, retrying idempotent reads per the retry policy.
-    /// `extra_secrets` are scrubbed from any Graph error text, beside the
-    /// app secret and client token.
+    /// Sends one call, sending failed attempts again per the retry policy
+    /// and `resend` (see [Retries](self#retries)). `extra_secrets` are
+    /// scrubbed from any Graph error text, beside the app secret and client
+    /// token.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         url: &Url,
         params: &[(&str, &str)],
         extra_secrets: &[&str],
-        idempotent: bool,
+        resend: Resend,
     ) -> Result<T, Error> {
         let policy = self.inner.config.retry_policy();
         let mut retry = 0;
@@ -360,7 +462,7 @@ impl GraphClient {
                 .time(|| self.call_of(&method, url), sent)
                 .await
             {
-                Err(e) if idempotent && retry < policy.max_retries && e.is_retryable() => {
+                Err(e) if retry < policy.max_retries && resend.allows(&e) => {
                     retry += 1;
                     let wait = jitter(policy.backoff(retry));
                     tracing::debug!(retry, ?wait, error = %e, "retrying Account Kit call");
@@ -452,6 +554,29 @@ pub(crate) fn decode<'a, T: DeserializeOwned>(
     }
 }
 
+/// Which failed attempts of a call are sent again; see [Retries](self#retries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resend {
+    /// A read: every retryable failure.
+    Read,
+    /// A write or the code exchange: only a failure that shows the call was
+    /// not carried out.
+    NotCarriedOut,
+}
+
+impl Resend {
+    fn allows(self, error: &Error) -> bool {
+        match self {
+            Resend::Read => error.is_retryable(),
+            Resend::NotCarriedOut => error.shows_not_carried_out(),
+        }
+    }
+}
+
+/// The user token of [`GraphClient::check_service`]: shaped like a token,
+/// valid for no one, and no secret.
+const SERVICE_PROBE_TOKEN: &str = "EMAWaccountkitserviceprobe0000000000000000";
+
 /// Request parameters that carry a credential.
 const SECRET_PARAMS: [&str; 3] = ["access_token", "appsecret_proof", "code"];
 
@@ -528,10 +653,14 @@ mod tests {
             let graph = err.graph().expect("a Graph error");
             assert_eq!((graph.status, graph.code), (status, code));
         }
-        let misconfigured = decode::<Account>(500, cases_body_code2().as_bytes(), []).unwrap_err();
-        assert!(misconfigured.is_app_misconfigured());
-        assert!(!misconfigured.is_retryable(), "code 2 is not retried");
-        assert!(!misconfigured.is_unavailable());
+        let code2 = decode::<Account>(500, cases_body_code2().as_bytes(), []).unwrap_err();
+        assert!(code2.is_app_misconfigured());
+        assert!(
+            code2.is_retryable(),
+            "code 2 is retried, a bounded number of times"
+        );
+        assert!(Resend::NotCarriedOut.allows(&code2), "even by a write");
+        assert!(!code2.is_unavailable());
     }
 
     fn cases_body_code2() -> &'static str {

@@ -102,13 +102,16 @@ pub(crate) fn is_valid_version(version: &str) -> bool {
     digits(major) && digits(minor)
 }
 
-/// Which failures of an idempotent read (GET) are retried, and how often.
+/// How often, and after what backoff, a failed call is sent again.
 ///
-/// Retried: connection and other transport errors, HTTP 5xx answers other
-/// than Graph code 2 (a misconfigured app is not transient, whatever its
-/// `is_transient` says), and rate limiting (code 4 or HTTP 429). Not retried:
-/// timeouts (the attempt already spent the time budget), writes (POST,
-/// DELETE), and every other Graph error.
+/// Reads (GET) are retried after connection and other transport errors,
+/// HTTP 5xx answers, Graph code 2 (an outage, or a misconfigured app: the
+/// answer cannot tell, so it is retried but only this many times), and rate
+/// limiting (code 4 or HTTP 429). Writes (POST, DELETE) and the code
+/// exchange only after a failure that shows the call was not carried out:
+/// code 2, rate limiting, or a connection that could not be made. Never
+/// after a timeout (the attempt already spent the time budget) or another
+/// Graph error. See the [client's docs](crate::client#retries).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt. Default is [`DEFAULT_MAX_RETRIES`].

@@ -12,6 +12,7 @@
 //! came back from the network is scrubbed of every secret the request used.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
@@ -22,8 +23,12 @@ use serde::Deserialize;
 pub const CODE_INVALID_TOKEN: i64 = 190;
 /// Graph code: the authorization code is invalid, expired or used.
 pub const CODE_INVALID_CODE: i64 = 1;
-/// Graph code: "Service temporarily unavailable", which Account Kit also
-/// answered for a wrong app id or app secret. Not transient in practice.
+/// Graph code 2 has two meanings: Graph's "service temporarily unavailable"
+/// (an outage, `is_transient: true`), and what Account Kit answered for a
+/// wrong app id or app secret (with the same `is_transient: true`). The
+/// client retries it like other transient errors, a bounded number of
+/// times; [`GraphVerifier`](crate::verify::GraphVerifier)'s credential
+/// self-check tells the two apart ([`Error::CredentialsRefused`]).
 pub const CODE_APP_MISCONFIGURED: i64 = 2;
 /// Graph code: a bad parameter, including a missing or wrong `appsecret_proof`.
 pub const CODE_INVALID_PARAMETER: i64 = 100;
@@ -97,7 +102,7 @@ impl Error {
                 "the server's Account Kit configuration is not usable",
             ),
             e if e.is_unavailable() || e.is_app_misconfigured() => UNAVAILABLE,
-            Error::Aborted => UNAVAILABLE,
+            Error::Aborted | Error::CredentialsRefused { .. } => UNAVAILABLE,
             _ => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -181,6 +186,20 @@ pub enum Error {
     /// running it panicked or its runtime shut down.
     #[error("the verification was aborted before Account Kit answered")]
     Aborted,
+    /// Account Kit refused this app's credentials: an app-token call was
+    /// refused (code 2 or 190) while the service answered a credential-free
+    /// probe ([`GraphClient::check_service`](crate::client::GraphClient::check_service)),
+    /// so the app id or the Account Kit app secret is wrong. Found by
+    /// [`GraphVerifier`](crate::verify::GraphVerifier)'s self-check; the
+    /// secret itself is never shown.
+    #[error("Account Kit refused app id {app_id}'s app secret: {source}")]
+    CredentialsRefused {
+        /// The app id whose secret was refused (an id is not a secret).
+        app_id: String,
+        /// How the app-token call was refused.
+        #[source]
+        source: Arc<Error>,
+    },
 }
 
 impl Error {
@@ -202,7 +221,9 @@ impl Error {
         self.graph().is_some_and(GraphError::is_invalid_code)
     }
 
-    /// Code 2: the app id or app secret is wrong (or the service is down).
+    /// Code 2: Account Kit is down, or the app id or app secret is wrong
+    /// (it answered both with code 2; see [`CODE_APP_MISCONFIGURED`]).
+    /// Already retried by the client when it reaches you.
     pub fn is_app_misconfigured(&self) -> bool {
         self.graph().is_some_and(GraphError::is_app_misconfigured)
     }
@@ -222,9 +243,17 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// Account Kit refused this app's credentials:
+    /// [`Error::CredentialsRefused`].
+    pub fn is_credentials_refused(&self) -> bool {
+        matches!(self, Error::CredentialsRefused { .. })
+    }
+
     /// The service could not be reached or did not answer sensibly: a
     /// timeout, a transport failure, an unreadable answer, a 5xx other than
-    /// code 2, or rate limiting. The request may succeed later.
+    /// code 2, or rate limiting. The request may succeed later. (Code 2 is
+    /// either an outage or our credentials refused:
+    /// [`is_app_misconfigured`](Self::is_app_misconfigured).)
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Transport(_) | Error::Decode { .. } | Error::Aborted => {
@@ -233,24 +262,43 @@ impl Error {
             Error::Graph(g) => {
                 g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
             }
-            Error::Config(_) | Error::InvalidLimit { .. } | Error::InvalidAccountId => false,
+            Error::Config(_)
+            | Error::InvalidLimit { .. }
+            | Error::InvalidAccountId
+            | Error::CredentialsRefused { .. } => false,
         }
     }
 
-    /// Whether an idempotent read that failed this way may be retried: see
-    /// [`RetryPolicy`](crate::config::RetryPolicy).
+    /// Whether an idempotent read that failed this way may be retried:
+    /// transport errors, 5xx answers, code 2 whatever its status, and rate
+    /// limiting; see [`RetryPolicy`](crate::config::RetryPolicy).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(_) => true,
             Error::Decode { status, .. } => *status >= 500 || *status == 429,
-            Error::Graph(g) => {
-                g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
-            }
+            Error::Graph(g) => g.is_rate_limited() || g.is_app_misconfigured() || g.status >= 500,
             Error::Timeout { .. }
             | Error::Aborted
             | Error::Config(_)
             | Error::InvalidLimit { .. }
-            | Error::InvalidAccountId => false,
+            | Error::InvalidAccountId
+            | Error::CredentialsRefused { .. } => false,
+        }
+    }
+
+    /// Whether the failure shows that the call was not carried out, so that
+    /// even a call that is not idempotent in its answer (a write, the code
+    /// exchange) may be sent again: Account Kit answered code 2 ("service
+    /// temporarily unavailable", or our credentials refused) or rate
+    /// limiting (code 4, HTTP 429), or no connection could be made. Not a
+    /// timeout, a connection lost mid-call, or a 5xx without a Graph error
+    /// (a proxy's), after which the call may have been carried out.
+    pub(crate) fn shows_not_carried_out(&self) -> bool {
+        match self {
+            Error::Transport(e) => e.is_connect(),
+            Error::Decode { status, .. } => *status == 429,
+            Error::Graph(g) => g.is_rate_limited() || g.is_app_misconfigured(),
+            _ => false,
         }
     }
 
@@ -375,7 +423,9 @@ pub enum ConfigError {
 #[non_exhaustive]
 pub enum CheckError {
     /// Account Kit refused the app id or the app secret (code 2 to an
-    /// app-token call, or the app token refused as invalid).
+    /// app-token call while the service answers a call without credentials,
+    /// or the app token refused as invalid); the source is
+    /// [`Error::CredentialsRefused`].
     #[error(
         "Account Kit refused the credentials of app {app_id}: the Account Kit app secret \
          is wrong for this app id (or the app id is wrong). Use the app's Account Kit \
@@ -485,8 +535,9 @@ pub struct GraphError {
     /// Human-readable message, scrubbed of secrets.
     #[serde(default)]
     pub message: String,
-    /// Whether the service called the error transient (code 2 claims so,
-    /// wrongly: a misconfigured app stays misconfigured).
+    /// Whether the service called the error transient (code 2 claims so
+    /// for an outage, and also, wrongly, for a misconfigured app, which
+    /// stays misconfigured).
     #[serde(default)]
     pub is_transient: bool,
     /// The trace id support asked for.
@@ -509,7 +560,8 @@ impl GraphError {
     pub fn is_invalid_code(&self) -> bool {
         self.code == CODE_INVALID_CODE
     }
-    /// Code 2.
+    /// Code 2: an outage, or our credentials refused (see
+    /// [`CODE_APP_MISCONFIGURED`]).
     pub fn is_app_misconfigured(&self) -> bool {
         self.code == CODE_APP_MISCONFIGURED
     }
@@ -683,7 +735,20 @@ mod tests {
         assert!(matches!(down, CheckError::Unreachable { .. }), "{down:?}");
         assert!(!down.is_definite());
         assert!(!down.to_string().contains("shut down"));
-        let refused = crate::kit::classify_check(&emulator, graph(500, 2));
+        // A code 2 the self-check could not explain (the service answered
+        // code 2 without credentials too) is an outage; a refusal the check
+        // confirmed is definite.
+        let outage = crate::kit::classify_check(&emulator, graph(500, 2));
+        assert!(
+            matches!(outage, CheckError::Unreachable { .. }),
+            "{outage:?}"
+        );
+        assert!(!outage.is_definite());
+        let confirmed = Error::CredentialsRefused {
+            app_id: "1234".into(),
+            source: Arc::new(graph(500, 2)),
+        };
+        let refused = crate::kit::classify_check(&emulator, confirmed);
         assert!(refused.is_credentials() && refused.is_definite());
         assert!(refused.to_string().contains("1234"));
         assert!(refused.to_string().contains("Account Kit app secret"));
@@ -723,6 +788,13 @@ mod tests {
             (Error::InvalidLimit { limit: 0 }, 400),
             (Error::Config(ConfigError::InvalidAppId), 500),
             (Error::Aborted, 503),
+            (
+                Error::CredentialsRefused {
+                    app_id: "390265671523337".into(),
+                    source: Arc::new(graph(500, 2)),
+                },
+                503,
+            ),
         ];
         for (error, status) in cases {
             let response = error.error_response();
@@ -735,5 +807,41 @@ mod tests {
             assert_eq!(headers.contains_key(header::RETRY_AFTER), status == 503);
             assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
         }
+    }
+
+    #[test]
+    fn code_2_is_retried_and_shows_the_call_was_not_carried_out() {
+        for status in [400, 500, 503] {
+            let e = graph(status, 2);
+            assert!(e.is_retryable() && e.shows_not_carried_out(), "{status}");
+            assert!(e.is_app_misconfigured() && !e.is_unavailable());
+        }
+        assert!(graph(400, 4).shows_not_carried_out());
+        let proxy = Error::Decode {
+            status: 503,
+            detail: "an error status without a JSON body".into(),
+        };
+        assert!(proxy.is_retryable() && !proxy.shows_not_carried_out());
+        let timeout = Error::Timeout {
+            after: Duration::from_secs(1),
+        };
+        assert!(!timeout.is_retryable() && !timeout.shows_not_carried_out());
+        assert!(!graph(400, 190).shows_not_carried_out());
+    }
+
+    #[test]
+    fn refused_credentials_name_the_app_not_the_secret() {
+        let e = Error::CredentialsRefused {
+            app_id: "390265671523337".into(),
+            source: Arc::new(graph(500, 2)),
+        };
+        assert!(e.is_credentials_refused() && !e.is_app_misconfigured());
+        assert!(!e.is_retryable() && !e.is_unavailable());
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("Account Kit refused app id 390265671523337's app secret: "),
+            "{shown}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -20,11 +20,18 @@
 //!   Values are written verbatim: no spreadsheet formula escaping, which
 //!   would alter every phone number (they start with `+`).
 //! * **Retries.** Each page is fetched by the
-//!   [`GraphClient`](crate::client::GraphClient), which retries transport errors, 5xx
-//!   answers other than Graph code 2, and rate limiting, per the configured
-//!   [`RetryPolicy`](crate::config::RetryPolicy) with exponential backoff
-//!   and jitter. Anything else ends the export with an [`ExportError`] that
-//!   keeps the cause.
+//!   [`GraphClient`](crate::client::GraphClient), which retries transport
+//!   errors, 5xx answers, Graph code 2 (Graph's "service temporarily
+//!   unavailable", `is_transient: true`) and rate limiting, per the
+//!   configured [`RetryPolicy`](crate::config::RetryPolicy) with
+//!   exponential backoff and jitter. A page is fetched again with the same
+//!   cursor, so a retried page is written once, whole: transient answers
+//!   mid-way leave the file as a fault-free export would be. Anything else,
+//!   or a failure that outlasts the retries, ends the export with an
+//!   [`ExportError`] that keeps the cause. A code 2 that outlasts them is an
+//!   outage or a wrong app id or secret (Account Kit answered both with code
+//!   2): [`GraphClient::check_service`](crate::client::GraphClient::check_service)
+//!   tells which.
 //! * **Complete pages only.** A page is written to the output only once it
 //!   has been fetched and encoded whole, then the output is flushed; on a
 //!   failure, [`ExportProgress::bytes`] says how many bytes of the output are

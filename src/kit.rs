@@ -175,7 +175,8 @@ impl AccountKit {
     /// naming the app id, never the secret), or the endpoint is the default
     /// one, whose service was shut down ([`CheckError::ServiceShutDown`],
     /// pointing at the emulator). Any other failure (an endpoint that cannot
-    /// be reached, an outage) may be a deploy under way: warn and start
+    /// be reached, an outage, Graph code 2 answered to a call without
+    /// credentials too) may be a deploy under way: warn and start
     /// anyway, rather than crash-loop a fleet; protected routes answer 503
     /// until it passes. Nothing it returns contains the app secret.
     ///
@@ -246,9 +247,16 @@ impl AccountKit {
 }
 
 /// Classifies the failure of a credentials check made with `config`.
+///
+/// The check ([`GraphVerifier::check_credentials`]) has already told a
+/// refusal from an outage: our credentials refused while the service
+/// answers is [`Error::CredentialsRefused`]; a code 2 left over means the
+/// service answered code 2 to a call without credentials too, an outage
+/// ([`CheckError::Unreachable`], not definite: an outage during a deploy
+/// must not crash-loop a fleet).
 pub(crate) fn classify_check(config: &Config, error: Error) -> CheckError {
     let base_url = config.base_url().as_str().trim_end_matches('/').to_owned();
-    if error.is_app_misconfigured() || error.is_invalid_token() {
+    if error.is_credentials_refused() || error.is_invalid_token() {
         return CheckError::Credentials {
             app_id: config.app_id().to_owned(),
             source: error,
@@ -263,7 +271,7 @@ pub(crate) fn classify_check(config: &Config, error: Error) -> CheckError {
             source: error,
         };
     }
-    if error.is_unavailable() {
+    if error.is_unavailable() || error.is_app_misconfigured() {
         CheckError::Unreachable {
             base_url,
             source: error,

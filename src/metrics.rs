@@ -68,7 +68,8 @@
 //!
 //! `call` is one of `me` (token verification), `access_token` (code
 //! exchange), `logout`, `invalidate_all_tokens`, `delete`, `accounts` (a
-//! page of the listing) and `credentials_check` (the app-token self-check).
+//! page of the listing) and `credentials_check` (the app-token self-check,
+//! and its credential-free `/me` probe, `GraphClient::check_service`).
 //! Each HTTP request is one observation, retries included, whatever its
 //! answer; a cache hit makes none. So `…_count{call="me"}` counts `/me`
 //! requests, and `accountkit_upstream_calls_total` counts verifications

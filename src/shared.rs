@@ -103,6 +103,17 @@ pub trait SharedTier: Send + Sync + fmt::Debug + 'static {
     /// The tier's counters.
     fn stats(&self) -> SharedStats;
 
+    /// A [`SharedLookup::Missing`] ticket whose flight was dropped before
+    /// it could call [`store`](Self::store) (its deadline passed, its
+    /// runtime shut down): give up what the ticket holds (for Redis, the
+    /// claim other instances wait on) now, rather than when it expires.
+    /// Called from a destructor: must not block (start the work and
+    /// return). Default: nothing (whatever the ticket holds expires on its
+    /// own).
+    fn release(&self, key: &TokenHash, ticket: u64) {
+        let _ = (key, ticket);
+    }
+
     /// The app whose entries this tier holds, if it is bound to one. A
     /// cache of another app must not use it: its entries were verified
     /// against that app's id. [`AccountKit`](crate::AccountKit) refuses the
@@ -196,6 +207,47 @@ pub struct SharedStats {
     /// with another app secret or in an older unsigned format): each was
     /// treated as a miss and verified upstream.
     pub rejected_entries: u64,
+    /// Calls made for requests (lookups, stores, publications) that ran
+    /// into the tier's timeout: each cost its request that long. A hung
+    /// tier costs a few of them, then the breaker opens (see
+    /// [`breaker`](Self::breaker)).
+    pub timeouts: u64,
+    /// Calls not made because the breaker was open: each request went to
+    /// the local cache and upstream at once (a revocation was queued).
+    pub skipped: u64,
+    /// Times the breaker opened (after consecutive timeouts, or a probe
+    /// that timed out).
+    pub breaker_trips: u64,
+    /// The breaker's state now.
+    pub breaker: BreakerState,
+}
+
+/// The state of a shared tier's breaker, part of [`SharedStats`]: whether
+/// calls made for requests go to the tier.
+///
+/// Serialized as `"closed"`, `"open"`, `"half_open"` ([`as_str`](Self::as_str)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls go to the tier (also: a tier without a breaker).
+    #[default]
+    Closed,
+    /// The tier timed out repeatedly: calls skip it until the next probe.
+    Open,
+    /// One call (the probe) is trying the tier; the others skip it.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `closed`, `open` or `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
 }
 
 /// What revocations received from the other instances act on: a cache,

@@ -21,6 +21,31 @@
 //! that after the app secret is rotated, valid users get a 503 (and the
 //! operator an error) rather than a cached "wrong app" 401.
 //! [`GraphVerifier::check_credentials`] runs it on demand, e.g. at start-up.
+//!
+//! # Telling an outage from a misconfigured server: code 2
+//!
+//! Graph error code 2 is Graph's "service temporarily unavailable", and also
+//! what Account Kit answered for a wrong app id or app secret; both say
+//! `is_transient: true`. The client has already retried it (a bounded
+//! number of times) when `/me` reports it, and the verifier asks the same
+//! self-check:
+//!
+//! * credentials confirmed: an outage, [`Refusal::Unavailable`] (503 with
+//!   `Retry-After`, logged as a warning by the middleware);
+//! * credentials refused: [`Refusal::Misconfigured`] (503, logged as an
+//!   error), carrying [`Error::CredentialsRefused`], whose message names the
+//!   app id whose app secret was refused, never the secret.
+//!
+//! The self-check's own answer can be code 2 for both reasons too, so when
+//! it is, the verifier asks once more without any credential
+//! ([`GraphClient::check_service`]: `/me` with a token that cannot be
+//! valid). A service that answers that with a refusal is up, so it refused
+//! our credentials; one that answers code 2 again (or not at all) is down:
+//! an outage. That "service down" verdict is reused for the check TTL like a
+//! "bad credentials" one (a 503 either way), so that an outage costs one
+//! self-check per TTL rather than one per request. The answer a user gets is
+//! the same 503 in every case; only the log, and so the operator's next
+//! step, differs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -160,12 +185,15 @@ pub enum Refusal {
     #[error("the access token was not issued for this app")]
     WrongApp,
     /// Account Kit could not be asked: timeout, transport failure, 5xx,
-    /// rate limiting, unreadable answer: 503 with `Retry-After`. Never cached.
+    /// code 2 while our credentials pass the self-check (an outage), rate
+    /// limiting, unreadable answer: 503 with `Retry-After`. Never cached.
     #[error("Account Kit is unavailable: {0}")]
     Unavailable(Arc<Error>),
-    /// Our own configuration is wrong (code 2, or the proof refused while
-    /// our credentials fail the self-check): 503, logged as an error for the
-    /// operator, never blamed on the user. Never cached.
+    /// Our own configuration is wrong (code 2 or the proof refused while
+    /// our credentials fail the self-check, then carrying
+    /// [`Error::CredentialsRefused`]; or a proof required that we were
+    /// configured not to send): 503, logged as an error for the operator,
+    /// never blamed on the user. Never cached.
     #[error("the server's Account Kit configuration is wrong: {0}")]
     Misconfigured(Arc<Error>),
     /// Too many upstream verifications are under way already
@@ -235,17 +263,34 @@ struct GraphVerifierInner {
 }
 
 /// A self-check: when it was started, when it answered, and its verdict.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Check {
     started: Instant,
     answered: Instant,
     verdict: Verdict,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a credential self-check found.
+#[derive(Clone, Debug)]
 enum Verdict {
+    /// Our app token was accepted.
     Good,
-    Bad,
+    /// Our app token was refused while the service is up:
+    /// [`Error::CredentialsRefused`].
+    Bad(Arc<Error>),
+    /// The check could not tell: Account Kit is down (the error says how).
+    Down(Arc<Error>),
+}
+
+impl Verdict {
+    /// The verdict of a [`GraphVerifier::self_check`] result.
+    fn of(result: Result<(), Error>) -> Self {
+        match result {
+            Ok(()) => Verdict::Good,
+            Err(e @ Error::CredentialsRefused { .. }) => Verdict::Bad(Arc::new(e)),
+            Err(e) => Verdict::Down(Arc::new(e)),
+        }
+    }
 }
 
 impl fmt::Debug for GraphVerifier {
@@ -273,9 +318,9 @@ impl GraphVerifierBuilder {
         self
     }
 
-    /// How long a "bad credentials" self-check verdict is reused (a "good"
-    /// one only vouches for refusals received before it started). Default is
-    /// [`DEFAULT_CREDENTIAL_CHECK_TTL`].
+    /// How long a "bad credentials" or "service down" self-check verdict is
+    /// reused (a "good" one only vouches for refusals received before it
+    /// started). Default is [`DEFAULT_CREDENTIAL_CHECK_TTL`].
     pub fn credential_check_ttl(mut self, ttl: Duration) -> Self {
         self.check_ttl = ttl;
         self
@@ -314,63 +359,90 @@ impl GraphVerifier {
         &self.inner.client
     }
 
-    /// Checks the app id and secret now (an app-token call), and remembers
-    /// the verdict. Call it at start-up to fail fast on a wrong secret.
+    /// Checks the app id and secret now (an app-token call, and when it
+    /// answers code 2 a credential-free call that tells an outage from a
+    /// refusal), and remembers the verdict. Call it at start-up to fail fast
+    /// on a wrong secret: [`Error::CredentialsRefused`] (which names the app
+    /// id, not the secret) when Account Kit refused them, the error of the
+    /// call when it could not be asked.
     pub async fn check_credentials(&self) -> Result<(), Error> {
-        let result = self.inner.client.check_app_credentials().await;
-        let verdict = match &result {
-            Ok(()) => Some(Verdict::Good),
-            Err(e) if e.is_app_misconfigured() || e.is_invalid_token() => Some(Verdict::Bad),
-            Err(_) => None,
-        };
-        if let Some(verdict) = verdict {
-            let answered = Instant::now();
-            *self.inner.last_check.lock().await = Some(Check {
-                // Not known exactly: as old as it can be, so that it never
-                // vouches for a refusal it may have preceded.
-                started: answered
-                    .checked_sub(self.inner.check_ttl)
-                    .unwrap_or(answered),
-                answered,
-                verdict,
-            });
-        }
-        result
-    }
-
-    /// The self-check verdict for a proof refused at `refused_at`.
-    ///
-    /// "Our credentials are bad" is reused while fresh (a 503 either way).
-    /// "Our credentials are good" turns the refusal into a definite
-    /// [`Refusal::WrongApp`] (cached, shared), so it is reused only from a
-    /// check started after the refusal: an older one may predate a rotation
-    /// of the app secret, and would lock valid users out. Concurrent
-    /// refusals share one check. `Err` if the check could not be made.
-    async fn credentials_verdict(&self, refused_at: Instant) -> Result<Verdict, Error> {
         let mut last = self.inner.last_check.lock().await;
-        if let Some(check) = *last {
-            let usable = match check.verdict {
-                Verdict::Bad => check.answered.elapsed() < self.inner.check_ttl,
-                Verdict::Good => check.started >= refused_at,
-            };
-            if usable {
-                return Ok(check.verdict);
-            }
-        }
-        // Held across the call on purpose (an async mutex): the other
-        // refusals wait for this one check.
         let started = Instant::now();
-        let verdict = match self.inner.client.check_app_credentials().await {
+        let result = self.self_check().await;
+        let verdict = match &result {
             Ok(()) => Verdict::Good,
-            Err(e) if e.is_app_misconfigured() || e.is_invalid_token() => Verdict::Bad,
-            Err(e) => return Err(e),
+            Err(Error::CredentialsRefused { app_id, source }) => {
+                Verdict::Bad(Arc::new(Error::CredentialsRefused {
+                    app_id: app_id.clone(),
+                    source: Arc::clone(source),
+                }))
+            }
+            // Not remembered: the caller gets the error itself, and the
+            // next refusal asks again.
+            Err(_) => return result,
         };
         *last = Some(Check {
             started,
             answered: Instant::now(),
             verdict,
         });
-        Ok(verdict)
+        result
+    }
+
+    /// The self-check: `Ok` when our app token is accepted,
+    /// [`Error::CredentialsRefused`] when it is refused while the service
+    /// is up, the error of the call otherwise (an outage).
+    async fn self_check(&self) -> Result<(), Error> {
+        let client = &self.inner.client;
+        let refused = |source: Error| Error::CredentialsRefused {
+            app_id: client.config().app_id().to_owned(),
+            source: Arc::new(source),
+        };
+        match client.check_app_credentials().await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_invalid_token() => Err(refused(e)),
+            // Code 2 is an outage or our credentials refused: refused only
+            // if the service answers a call that carries no credential.
+            Err(e) if e.is_app_misconfigured() => match client.check_service().await {
+                Ok(()) => Err(refused(e)),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The self-check verdict for a refusal (a refused proof, or code 2)
+    /// received at `refused_at`.
+    ///
+    /// "Our credentials are bad" and "the service is down" are reused while
+    /// fresh (a 503 either way). "Our credentials are good" may turn the
+    /// refusal into a definite [`Refusal::WrongApp`] (cached, shared), so it
+    /// is reused only from a check started after the refusal: an older one
+    /// may predate a rotation of the app secret, and would lock valid users
+    /// out. Concurrent refusals share one check.
+    async fn credentials_verdict(&self, refused_at: Instant) -> Verdict {
+        let mut last = self.inner.last_check.lock().await;
+        if let Some(check) = &*last {
+            let usable = match check.verdict {
+                Verdict::Bad(_) | Verdict::Down(_) => {
+                    check.answered.elapsed() < self.inner.check_ttl
+                }
+                Verdict::Good => check.started >= refused_at,
+            };
+            if usable {
+                return check.verdict.clone();
+            }
+        }
+        // Held across the call on purpose (an async mutex): the other
+        // refusals wait for this one check.
+        let started = Instant::now();
+        let verdict = Verdict::of(self.self_check().await);
+        *last = Some(Check {
+            started,
+            answered: Instant::now(),
+            verdict: verdict.clone(),
+        });
+        verdict
     }
 
     async fn verify_token(&self, token: &str) -> Result<Arc<Account>, Refusal> {
@@ -391,7 +463,14 @@ impl GraphVerifier {
             Err(e) if e.is_invalid_token() => Err(Refusal::InvalidToken {
                 subcode: e.graph().and_then(|g| g.error_subcode),
             }),
-            Err(e) if e.is_app_misconfigured() => Err(Refusal::Misconfigured(Arc::new(e))),
+            // Code 2, still there after the client's retries: an outage, or
+            // our credentials refused.
+            Err(e) if e.is_app_misconfigured() => {
+                match self.credentials_verdict(answered_at).await {
+                    Verdict::Good | Verdict::Down(_) => Err(Refusal::Unavailable(Arc::new(e))),
+                    Verdict::Bad(refused) => Err(Refusal::Misconfigured(refused)),
+                }
+            }
             Err(e) if e.is_invalid_parameter() => {
                 if !config.require_appsecret_proof() {
                     // Account Kit wants a proof we were configured not to send.
@@ -400,9 +479,9 @@ impl GraphVerifier {
                 match self.credentials_verdict(answered_at).await {
                     // Our secret is right, so the proof only fails because
                     // the token is another app's.
-                    Ok(Verdict::Good) => Err(Refusal::WrongApp),
-                    Ok(Verdict::Bad) => Err(Refusal::Misconfigured(Arc::new(e))),
-                    Err(check) => Err(Refusal::Unavailable(Arc::new(check))),
+                    Verdict::Good => Err(Refusal::WrongApp),
+                    Verdict::Bad(refused) => Err(Refusal::Misconfigured(refused)),
+                    Verdict::Down(check) => Err(Refusal::Unavailable(check)),
                 }
             }
             Err(e) => Err(Refusal::Unavailable(Arc::new(e))),

@@ -17,9 +17,12 @@
 //! * Same header line and columns as the script (`ID, Phone, Email`), real
 //!   CSV quoting, an empty field for a missing phone or email.
 //! * Progress on stderr; a one-line summary at the end.
-//! * Retries: transport errors, 5xx other than Graph code 2, and rate
-//!   limiting are retried 3 times per page with exponential backoff (0.5 s,
-//!   1 s, 2 s, jittered); anything else stops the export.
+//! * Retries: transport errors, 5xx, Graph code 2 (an outage, or a wrong app
+//!   id or secret: the answer cannot tell) and rate limiting are retried 3
+//!   times per page with exponential backoff (0.5 s, 1 s, 2 s, jittered);
+//!   anything else stops the export. A code 2 that outlasts the retries is
+//!   told apart with one credential-free request: Account Kit down, or
+//!   refusing the app id or secret.
 //! * Nothing lost, nothing half-written: the CSV is written to a temporary
 //!   file next to `FILE` and renamed to `FILE` on success. On failure (or
 //!   Ctrl-C) the complete pages fetched so far are kept in `FILE.partial`
@@ -271,10 +274,20 @@ fn run(args: Args) -> Result<(), ExitCode> {
             eprintln!("error: {}", describe(&error));
             if matches!(&error, ExportError::Fetch { source, .. } if source.is_app_misconfigured())
             {
-                eprintln!(
-                    "hint: Account Kit answers code 2 for a wrong app id or app secret: check \
-                     both (the Account Kit app secret, not the Facebook one)"
-                );
+                // Code 2 is an outage or our credentials refused: a service
+                // that answers a call without credentials is up.
+                if runtime.block_on(admin.client().check_service()).is_ok() {
+                    eprintln!(
+                        "hint: Account Kit is up and answers code 2 to this app's token: it \
+                         refuses the app id or app secret; check both (the Account Kit app \
+                         secret, not the Facebook one)"
+                    );
+                } else {
+                    eprintln!(
+                        "hint: code 2 is Account Kit's \"service temporarily unavailable\", and \
+                         it is not answering: resume later with --after"
+                    );
+                }
             }
             keep_partial(temp, carried, error.progress(), &partial, &file, &options);
             Err(ExitCode::from(EXIT_FAILED))

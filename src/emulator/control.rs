@@ -1,6 +1,28 @@
 //! The `/_emulator/*` control endpoints (not part of the Account Kit API and
 //! not counted in the stats): test logins, call counters, fault injection
 //! (what a fault does is in [`super::faults`]), app secret resets.
+//!
+//! # `/_emulator/faults`
+//!
+//! `POST` a JSON object, every key optional (unknown keys are refused with
+//! 400 `{"error":"…"}`); the reply is the fault now active, `{}` for none.
+//! `GET` shows it with `times` / `after` counting down; `DELETE` (or `POST
+//! {}`) clears it. One fault is active at a time: a `POST` replaces it.
+//!
+//! | key | value | default |
+//! |---|---|---|
+//! | `latency_ms` | wait this long before answering | no wait |
+//! | `status` | answer with this HTTP status (100–599) instead of processing | process the call |
+//! | `body` | the body of that answer, sent verbatim | a Graph error fitting `status` (5xx: code 2 transient, 429: code 4, other ≥ 400: code 1); 200 if only `body` is given |
+//! | `code2` | `"transient"` (Graph's outage) or `"misconfigured"` (Account Kit's answer to a wrong app id or secret): a code-2 Graph error, see [`super::faults`]; not with `body`, and `status` ≥ 400 | status 500 |
+//! | `calls` | the kinds of call faulted, by `/_emulator/stats` counter name (`me`, `access_token`, `logout`, `invalidate_all_tokens`, `delete`, `accounts`); other calls pass untouched and count neither `after` nor `times` | every real-API call |
+//! | `after` | let this many (matching) calls through first | 0 |
+//! | `times` | fault this many (matching) calls, then clear | until cleared |
+//!
+//! `code2` and `calls` were added after the other keys; a spec without them
+//! means what it always did, except that a 5xx `status` without `body` now
+//! answers Graph's transient code-2 body rather than the recorded
+//! misconfiguration body (ask for that one with `"code2":"misconfigured"`).
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Payload;
@@ -164,7 +186,7 @@ fn set_faults(shared: &Shared, body: &[u8]) -> HttpResponse {
             return control_error(
                 StatusCode::BAD_REQUEST,
                 &format!(
-                    "expected JSON {{\"latency_ms\",\"status\",\"body\",\"times\",\"after\"}}: {e}"
+                    "expected JSON {{\"latency_ms\",\"status\",\"body\",\"code2\",\"calls\",\"times\",\"after\"}}: {e}"
                 ),
             )
         }

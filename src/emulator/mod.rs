@@ -116,18 +116,27 @@
 //!   "invalidate_all_tokens":N,"delete":N,"accounts":N}` (real-API calls
 //!   received, faulted ones included); `DELETE` resets and returns them.
 //! * `POST /_emulator/faults` `{"latency_ms":N,"status":S,"body":"…",
-//!   "times":K,"after":M}`: let the next M real-API calls through (default 0),
-//!   then the next K calls (default: all, until cleared) wait N ms and, when
-//!   `status` and/or `body` is given, are answered with it instead of being
-//!   processed (a `body` without `status` is sent with 200; a `status` ≥ 400
-//!   without `body` gets a fitting Graph error: 429 → code 4 "(#4)
-//!   Application request limit reached", 5xx → code 2 "Service temporarily
-//!   unavailable", others → code 1 "An unknown error has occurred."). The body
-//!   is sent verbatim (it need not be JSON) with the usual headers, including
-//!   `Content-Type: application/json; charset=UTF-8`. Faults apply to every
-//!   non-control request, unknown paths included; a call that gets a faulted
-//!   status has no effect (a code is not consumed). `{}` (or `DELETE`)
-//!   clears; the reply is the remaining fault (`GET` shows it).
+//!   "code2":"transient"|"misconfigured","calls":["me",…],"times":K,
+//!   "after":M}`: let the next M real-API calls through (default 0), then
+//!   the next K calls (default: all, until cleared) wait N ms and, when
+//!   `status`, `body` and/or `code2` is given, are answered with it instead
+//!   of being processed (a `body` without `status` is sent with 200; a
+//!   `status` ≥ 400 without `body` gets a fitting Graph error: 429 → code 4
+//!   "(#4) Application request limit reached", 5xx → Graph's transient
+//!   code 2, others → code 1 "An unknown error has occurred."). `code2`
+//!   chooses between the two meanings of code 2 (HTTP 500 unless `status`
+//!   says otherwise): `"transient"`, Graph's outage answer (`OAuthException`,
+//!   "An unexpected error has occurred. Please retry your request later.",
+//!   modelled on Graph), or `"misconfigured"`, the recorded answer to a wrong
+//!   app id or secret (`EMApiException`, "Service temporarily unavailable");
+//!   both `is_transient: true`. `calls` limits the fault to those kinds of
+//!   call (the stats counter names); other calls pass untouched and count
+//!   neither M nor K. The body is sent verbatim (it need not be JSON) with
+//!   the usual headers, including `Content-Type: application/json;
+//!   charset=UTF-8`. Faults apply to every non-control request (unless
+//!   `calls` says otherwise), unknown paths included; a call that gets a
+//!   faulted status has no effect (a code is not consumed). `{}` (or
+//!   `DELETE`) clears; the reply is the remaining fault (`GET` shows it).
 //! * `POST /_emulator/apps/{app_id}/secret` `{"secret":"…"}`: resets an
 //!   app's Account Kit app secret, as the dashboard's "Reset" did: app tokens
 //!   and proofs made with the old one are refused from then on. Reply

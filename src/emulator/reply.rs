@@ -131,6 +131,19 @@ impl GraphError {
         e
     }
 
+    /// Graph's outage answer (code 2, transient): what graph.facebook.com
+    /// answered while down; no Account Kit outage was recorded.
+    pub(crate) fn unexpected_error(status: StatusCode) -> Self {
+        let mut e = Self::new(
+            status,
+            "OAuthException",
+            2,
+            "An unexpected error has occurred. Please retry your request later.",
+        );
+        e.is_transient = Some(true);
+        e
+    }
+
     /// Graph: missing appsecret_proof.
     pub(crate) fn proof_missing() -> Self {
         Self::new(
@@ -319,6 +332,10 @@ mod tests {
         assert_eq!(
             GraphError::service_unavailable(StatusCode::INTERNAL_SERVER_ERROR).body("C4erpIHwfYY"),
             r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"C4erpIHwfYY"}}"#
+        );
+        assert_eq!(
+            GraphError::unexpected_error(StatusCode::INTERNAL_SERVER_ERROR).body("HbP+i+BdlMX"),
+            r#"{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","is_transient":true,"code":2,"fbtrace_id":"HbP+i+BdlMX"}}"#
         );
         assert_eq!(
             GraphError::invalid_code().body("FNXWBWxiz3p"),

@@ -10,7 +10,6 @@ use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::control;
-use super::faults;
 use super::params::{self, Params, ParamsError};
 use super::proof;
 use super::reply::{self, json_str, GraphError};
@@ -45,17 +44,22 @@ fn classify<'a>(segments: &[&'a str]) -> Endpoint<'a> {
     }
 }
 
-fn count(shared: &Shared, endpoint: Endpoint<'_>, method: &Method) {
-    let counter = match endpoint {
-        Endpoint::Me => &shared.stats.me,
-        Endpoint::AccessToken => &shared.stats.access_token,
-        Endpoint::Logout => &shared.stats.logout,
-        Endpoint::InvalidateAll(_) => &shared.stats.invalidate_all_tokens,
-        Endpoint::Object(_) if method == Method::DELETE => &shared.stats.delete,
-        Endpoint::Accounts(_) => &shared.stats.accounts,
-        Endpoint::Object(_) | Endpoint::Unknown => return,
+/// Counts the call; its counter's name (what a fault's `"calls"` names),
+/// `None` for a call no counter counts.
+fn count(shared: &Shared, endpoint: Endpoint<'_>, method: &Method) -> Option<&'static str> {
+    let (name, counter) = match endpoint {
+        Endpoint::Me => ("me", &shared.stats.me),
+        Endpoint::AccessToken => ("access_token", &shared.stats.access_token),
+        Endpoint::Logout => ("logout", &shared.stats.logout),
+        Endpoint::InvalidateAll(_) => {
+            ("invalidate_all_tokens", &shared.stats.invalidate_all_tokens)
+        }
+        Endpoint::Object(_) if method == Method::DELETE => ("delete", &shared.stats.delete),
+        Endpoint::Accounts(_) => ("accounts", &shared.stats.accounts),
+        Endpoint::Object(_) | Endpoint::Unknown => return None,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    Some(name)
 }
 
 /// `Some(include_application)` for a version of the form `v<major>.<minor>`.
@@ -93,18 +97,18 @@ pub(crate) async fn dispatch(
     };
     let endpoint = classify(rest);
     let method = req.method().clone();
-    count(&shared, endpoint, &method);
+    let call = count(&shared, endpoint, &method);
 
     // Read the body before any fault so the connection stays usable.
     let params = params::read(&req, payload).await;
 
-    let applied = shared.faults.lock().next_call();
+    let applied = shared.faults.lock().next_call(call);
     if let Some(applied) = applied {
         if let Some(latency) = applied.latency {
             actix_web::rt::time::sleep(latency).await;
         }
-        if let Some((status, body)) = applied.reply {
-            return faults::Applied::response(status, body.as_deref());
+        if let Some(response) = applied.response() {
+            return response;
         }
     }
 

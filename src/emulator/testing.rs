@@ -138,6 +138,10 @@ pub struct Fault {
     times: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code2: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls: Option<Vec<String>>,
 }
 
 impl Fault {
@@ -184,6 +188,44 @@ impl Fault {
     #[must_use]
     pub fn after(mut self, after: u64) -> Self {
         self.after = Some(after);
+        self
+    }
+
+    /// Answers with Graph's transient code 2 (an outage: "An unexpected
+    /// error has occurred. Please retry your request later."), HTTP 500
+    /// unless [`status`](Self::status) says otherwise. The client retries
+    /// it; the verifier answers 503 once its self-check clears the
+    /// credentials.
+    #[must_use]
+    pub fn code2_transient(mut self) -> Self {
+        self.code2 = Some("transient");
+        self
+    }
+
+    /// Answers with the code 2 Account Kit gave a misconfigured app
+    /// ("Service temporarily unavailable", `EMApiException`), HTTP 500
+    /// unless [`status`](Self::status) says otherwise.
+    #[must_use]
+    pub fn code2_misconfigured(mut self) -> Self {
+        self.code2 = Some("misconfigured");
+        self
+    }
+
+    /// Faults only these calls, named as [`Calls`]' fields (`me`,
+    /// `access_token`, `logout`, `invalidate_all_tokens`, `delete`,
+    /// `accounts`). Default is every call.
+    ///
+    /// ```
+    /// # use actix_accountkit::emulator::Fault;
+    /// let outage_on_me = Fault::new().code2_transient().calls(["me"]).times(1);
+    /// assert_eq!(
+    ///     serde_json::to_string(&outage_on_me).unwrap(),
+    ///     r#"{"times":1,"code2":"transient","calls":["me"]}"#
+    /// );
+    /// ```
+    #[must_use]
+    pub fn calls<S: Into<String>>(mut self, calls: impl IntoIterator<Item = S>) -> Self {
+        self.calls = Some(calls.into_iter().map(Into::into).collect());
         self
     }
 }

@@ -48,7 +48,8 @@ impl Call {
 #[cfg(feature = "prometheus")]
 tokio::task_local! {
     /// Set while the app-credential self-check runs: its accounts-listing
-    /// request is timed as `credentials_check`, not as `accounts`.
+    /// request is timed as `credentials_check`, not as `accounts`, and so is
+    /// the credential-free `/me` probe (`GraphClient::check_service`).
     static CREDENTIALS_CHECK: ();
 }
 
@@ -74,20 +75,23 @@ pub(crate) const DURATION_BUCKETS: [f64; 12] = [
 
 /// How long each Graph API request took, by call (every HTTP request sent,
 /// retries included, whatever its answer).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct UpstreamTimings {
     #[cfg(feature = "prometheus")]
-    histograms: [prometheus_client::metrics::histogram::Histogram; Call::ALL.len()],
+    histograms: Histograms,
 }
 
-impl Default for UpstreamTimings {
+/// One histogram per [`Call`].
+#[cfg(feature = "prometheus")]
+#[derive(Debug)]
+struct Histograms([prometheus_client::metrics::histogram::Histogram; Call::ALL.len()]);
+
+#[cfg(feature = "prometheus")]
+impl Default for Histograms {
     fn default() -> Self {
-        Self {
-            #[cfg(feature = "prometheus")]
-            histograms: std::array::from_fn(|_| {
-                prometheus_client::metrics::histogram::Histogram::new(DURATION_BUCKETS)
-            }),
-        }
+        Self(std::array::from_fn(|_| {
+            prometheus_client::metrics::histogram::Histogram::new(DURATION_BUCKETS)
+        }))
     }
 }
 
@@ -105,7 +109,7 @@ impl UpstreamTimings {
         };
         let started = std::time::Instant::now();
         let output = request.await;
-        self.histograms[kind as usize].observe(started.elapsed().as_secs_f64());
+        self.histograms.0[kind as usize].observe(started.elapsed().as_secs_f64());
         output
     }
 
@@ -122,6 +126,6 @@ impl UpstreamTimings {
         &self,
         call: Call,
     ) -> &prometheus_client::metrics::histogram::Histogram {
-        &self.histograms[call as usize]
+        &self.histograms.0[call as usize]
     }
 }

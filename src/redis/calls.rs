@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::breaker::Outcome;
 use super::entry::{Entry, Opened};
-use super::messages::Message;
+use super::messages::{counter_step, Message};
 use super::scripts::LookupStatus;
 use super::state::{Failure, State};
 use crate::shared::{Revocation, SharedLookup};
@@ -41,17 +42,20 @@ impl State {
     /// again past that value (so that it gets a ticket, and its upstream
     /// answer replaces the value), or, if the value keeps changing until
     /// the claim wait is over, verifies upstream and stores nothing.
-    pub(super) async fn lookup(self: Arc<Self>, hex: String) -> SharedLookup {
+    ///
+    /// With what the lookup says of Redis, for the breaker.
+    pub(super) async fn lookup(self: Arc<Self>, hex: String) -> (SharedLookup, Outcome) {
         let deadline = Instant::now() + self.settings.claim_wait;
         let mut past: Option<String> = None;
+        let answered = |lookup| (lookup, Outcome::Answered);
         loop {
             match self.lookup_once(&hex, past.as_deref()).await {
                 Ok(Looked::Found(answer, remaining)) => {
-                    return SharedLookup::Found { answer, remaining }
+                    return answered(SharedLookup::Found { answer, remaining })
                 }
-                Ok(Looked::Claimed(ticket)) => return SharedLookup::Missing { ticket },
+                Ok(Looked::Claimed(ticket)) => return answered(SharedLookup::Missing { ticket }),
                 Ok(Looked::Busy(ticket)) if Instant::now() >= deadline => {
-                    return SharedLookup::Missing { ticket }
+                    return answered(SharedLookup::Missing { ticket })
                 }
                 Ok(Looked::Busy(_)) => tokio::time::sleep(CLAIM_POLL).await,
                 Ok(Looked::Refused(value)) => {
@@ -59,7 +63,7 @@ impl State {
                         // Another refused value since the last look: not
                         // ours to wait for forever, nor to poll in a spin.
                         if Instant::now() >= deadline {
-                            return SharedLookup::Unavailable;
+                            return answered(SharedLookup::Unavailable);
                         }
                         tokio::time::sleep(CLAIM_POLL).await;
                     }
@@ -67,7 +71,7 @@ impl State {
                 }
                 Err(failure) => {
                     self.failed("lookup", &failure);
-                    return SharedLookup::Unavailable;
+                    return (SharedLookup::Unavailable, failure.outcome());
                 }
             }
         }
@@ -120,13 +124,15 @@ impl State {
         }
     }
 
+    /// Stores an upstream answer (`None`: releases the claim only), with
+    /// what the call says of Redis.
     pub(super) async fn store(
         self: Arc<Self>,
         hex: String,
         ticket: u64,
         entry: Option<Entry>,
         ttl: Duration,
-    ) {
+    ) -> Outcome {
         let result = async {
             let mut conn = self.conn()?;
             let entry_key = self.keys.token(&hex);
@@ -152,13 +158,18 @@ impl State {
             self.bounded(call.invoke_async::<i64>(&mut conn)).await
         }
         .await;
-        if let Err(failure) = result {
-            self.failed("store", &failure);
+        match result {
+            Ok(_) => Outcome::Answered,
+            Err(failure) => {
+                self.failed("store", &failure);
+                failure.outcome()
+            }
         }
     }
 
-    /// Publishes one revocation; `false` if it could not be (to be queued).
-    pub(super) async fn publish(&self, revocation: &Revocation) -> bool {
+    /// Publishes one revocation; an error if it could not be (to be
+    /// queued).
+    pub(super) async fn publish(&self, revocation: &Revocation) -> Result<(), Failure> {
         let result = async {
             let mut conn = self.conn()?;
             let mut call;
@@ -187,7 +198,8 @@ impl State {
                         .arg(message.head)
                         .arg(message.tail)
                         .arg(refused_ms)
-                        .arg(refusal);
+                        .arg(refusal)
+                        .arg(counter_step());
                 }
                 Revocation::Account { id } => {
                     let message = Message::Account { id: id.clone() }.encode(&self.sender);
@@ -197,7 +209,8 @@ impl State {
                         .arg(self.keys.channel())
                         .arg(message.head)
                         .arg(message.tail)
-                        .arg(self.keys.token_prefix());
+                        .arg(self.keys.token_prefix())
+                        .arg(counter_step());
                 }
             }
             self.bounded(call.invoke_async::<u64>(&mut conn)).await
@@ -206,11 +219,11 @@ impl State {
         match result {
             Ok(_) => {
                 self.counters.published.fetch_add(1, Ordering::Relaxed);
-                true
+                Ok(())
             }
             Err(failure) => {
                 self.failed("revocation publish", &failure);
-                false
+                Err(failure)
             }
         }
     }
@@ -242,7 +255,7 @@ impl State {
             let Some(next) = self.pending.lock().pop_front() else {
                 return true;
             };
-            if !self.publish(&next).await {
+            if self.publish(&next).await.is_err() {
                 self.pending.lock().push_front(next);
                 return false;
             }

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Value};
+use ::redis::aio::{PubSubSink, PubSubStream};
+use ::redis::Value;
 use futures::future::FutureExt;
 use futures::StreamExt;
 use tokio::sync::oneshot;
@@ -104,16 +104,9 @@ impl State {
     /// Opens both connections, subscribes, checks for missed revocations
     /// and publishes the queued ones.
     async fn connect(&self, after_failures: bool) -> Result<(PubSubSink, PubSubStream), Failure> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.timeout))
-            .set_response_timeout(Some(self.settings.timeout));
-        let mut conn = self
-            .bounded(
-                self.client
-                    .get_multiplexed_async_connection_with_config(&config),
-            )
-            .await?;
-        let (mut sink, stream) = self.bounded(self.client.get_async_pubsub()).await?.split();
+        let (client, mut conn) = self.open_home().await?;
+        // On the same server as the counter: see `health_check`.
+        let (mut sink, stream) = self.bounded(client.get_async_pubsub()).await?.split();
         self.bounded(sink.subscribe(self.keys.channel())).await?;
         // Read after subscribing: a revocation published in between is
         // both counted here and received.
@@ -139,14 +132,6 @@ impl State {
         tracing::info!(channel = %self.keys.channel(), "Redis connected");
         self.flush_pending().await;
         Ok((sink, stream))
-    }
-
-    /// The revocation counter in Redis (0 if there is none yet).
-    async fn read_gen(&self, conn: &mut MultiplexedConnection) -> Result<u64, Failure> {
-        let gen: Option<u64> = self
-            .bounded(::redis::cmd("GET").arg(self.keys.gen()).query_async(conn))
-            .await?;
-        Ok(gen.unwrap_or(0))
     }
 
     /// Applies revocations until the subscription ends or fails its
@@ -188,6 +173,12 @@ impl State {
     /// they arrive: once the answer is here, every revocation the counter
     /// counts has reached this instance, and the counter becomes the
     /// checkpoint a reconnection compares with. `false` if either failed.
+    ///
+    /// Both connections are to the server that runs the revocation scripts
+    /// (in a cluster, the master of the tier's slot: a node that no longer
+    /// is answers the read with `MOVED`, and the tier reconnects). A
+    /// subscription on another cluster node would get the messages later,
+    /// over the cluster bus, and its `PING` would prove nothing.
     async fn health_check(&self, sink: &mut PubSubSink) -> bool {
         let gen = match self.conn() {
             Ok(mut conn) => self.read_gen(&mut conn).await,

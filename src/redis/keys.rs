@@ -1,6 +1,14 @@
 //! The key layout: every Redis key the tier touches, and its channel, under
 //! `{namespace}:{app_id}` (two apps sharing a Redis never share anything).
 //!
+//! In a cluster the prefix is a hash tag, `{namespace:app_id}` (braces
+//! included): every key of the tier hashes to one slot, so each script,
+//! whatever keys it touches (the account revocation computes its entries'
+//! keys from the index), runs on one node, and the revocation counter that
+//! orders every store after every revocation stays one key. One master
+//! holds the tier's keys: a cluster brings it failover, not sharding (an
+//! auth tier's load is a few commands per cache miss).
+//!
 //! | key | type | holds |
 //! |-----|------|-------|
 //! | `…:t:{hash hex}` | string, `PX` = the entry's TTL | a token's sealed entry (`entry`) |
@@ -24,9 +32,14 @@ pub(super) struct Keys {
 
 impl Keys {
     /// The layout of the tier of `app_id` under `namespace` (both
-    /// validated by the builder: no whitespace, no empty part).
-    pub(super) fn new(namespace: &str, app_id: &str) -> Self {
-        let prefix = format!("{namespace}:{app_id}");
+    /// validated by the builder: no whitespace, no empty part; in a
+    /// `cluster`, no braces), as a hash tag in a cluster.
+    pub(super) fn new(namespace: &str, app_id: &str, cluster: bool) -> Self {
+        let prefix = if cluster {
+            format!("{{{namespace}:{app_id}}}")
+        } else {
+            format!("{namespace}:{app_id}")
+        };
         Self {
             gen: format!("{prefix}:gen"),
             token: format!("{prefix}:t:"),
@@ -37,7 +50,8 @@ impl Keys {
         }
     }
 
-    /// `{namespace}:{app_id}`: names the tier in logs (nothing secret).
+    /// `{namespace}:{app_id}` (in a cluster, in braces): names the tier in
+    /// logs (nothing secret).
     pub(super) fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -83,7 +97,7 @@ mod tests {
     /// attacker would): it changes only on purpose.
     #[test]
     fn the_layout() {
-        let keys = Keys::new("accountkit", "1234");
+        let keys = Keys::new("accountkit", "1234", false);
         assert_eq!(keys.prefix(), "accountkit:1234");
         assert_eq!(keys.gen(), "accountkit:1234:gen");
         assert_eq!(keys.channel(), "accountkit:1234:revocations");
@@ -98,8 +112,28 @@ mod tests {
             "accountkit:1234:a:1000000000000001"
         );
         assert_eq!(keys.claim("ab01"), "accountkit:1234:c:ab01");
-        let other = Keys::new("forgery", "1235");
+        let other = Keys::new("forgery", "1235", false);
         assert_eq!(other.token("ab01"), "forgery:1235:t:ab01");
         assert_eq!(other.channel(), "forgery:1235:revocations");
+    }
+
+    /// In a cluster: one hash tag, the same for every key.
+    #[test]
+    fn the_cluster_layout() {
+        let keys = Keys::new("accountkit", "1234", true);
+        let tag = "{accountkit:1234}";
+        assert_eq!(keys.prefix(), tag);
+        for key in [
+            keys.gen().to_owned(),
+            keys.channel().to_owned(),
+            keys.token("ab01"),
+            format!("{}{}", keys.token_prefix(), "ab01"),
+            keys.account("1000000000000001"),
+            keys.claim("ab01"),
+        ] {
+            assert!(key.starts_with(tag), "{key}");
+            assert_eq!(key.matches('{').count(), 1, "{key}");
+        }
+        assert_eq!(keys.token("ab01"), "{accountkit:1234}:t:ab01");
     }
 }

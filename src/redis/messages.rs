@@ -136,6 +136,18 @@ impl Envelope {
 /// this instance's messages (its own are told from the others'), and the
 /// value of its claims.
 pub(super) fn instance_id() -> String {
+    format!("{:016x}", unpredictable())
+}
+
+/// How far a revocation moves the revocation counter: 1 to 2^32 - 1, at
+/// random (see `scripts/revoke_token.lua`).
+pub(super) fn counter_step() -> u64 {
+    unpredictable() % 0xffff_ffff + 1
+}
+
+/// 64 bits no other call (in this process or another) returns: SipHash,
+/// keyed from the OS's randomness, of the process, a counter and the time.
+fn unpredictable() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -144,7 +156,7 @@ pub(super) fn instance_id() -> String {
     if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(now.as_nanos());
     }
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 #[cfg(test)]

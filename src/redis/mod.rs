@@ -58,7 +58,9 @@
 //! same token before its expiry (a token logged out within the last `ttl`
 //! can pass again until that expiry). A message on the revocation channel
 //! is never trusted beyond "forget this": a forged one costs extra misses
-//! only.
+//! only. In a cluster, the nodes' `MOVED` answers say where the tier
+//! connects, with its credentials (over TLS, to a server whose
+//! certificate must still check out).
 //!
 //! # When Redis is unreachable
 //!
@@ -68,6 +70,20 @@
 //! [`SharedStats::errors`] counts the failures, logged with `tracing` (no
 //! token, no URL). A background task reconnects with exponential backoff up to
 //! [`RedisTierBuilder::max_backoff`] ([`SharedStats::reconnects`]).
+//!
+//! A Redis that hangs (stopped, overloaded, a connection that went silent)
+//! refuses nothing: each call would wait out the timeout. The tier's
+//! breaker ([`RedisTierBuilder::breaker`]) opens after two consecutive
+//! timeouts ([`SharedStats::timeouts`]): requests then skip Redis at once
+//! ([`SharedStats::skipped`]) and the connections are replaced; after a
+//! back-off (500 ms, doubling up to 5 s while Redis stays hung) one request
+//! probes Redis, and an answer closes the breaker. A hung Redis thus costs
+//! two timeouts, then one per probe, not one per cache miss
+//! ([`SharedStats::breaker`] says closed, open or half-open).
+//!
+//! A verification that claimed a token (the others wait for its answer)
+//! and is then dropped before it stores anything (its flight deadline
+//! passed) releases the claim at once ([`SharedTier::release`]).
 //! Revocations made meanwhile are queued and published once Redis is back.
 //! An instance that may have missed revocations (Redis's revocation counter
 //! moved since the instance's last checkpoint, taken at each liveness check
@@ -79,8 +95,62 @@
 //! The Redis connections live on a small background thread with its own
 //! Tokio runtime (`accountkit-redis`), so the tier works from any executor
 //! and outlives any one actix worker; it stops when the last [`RedisTier`]
-//! clone is dropped. Standalone Redis only (the scripts touch keys they
-//! compute; not Redis Cluster).
+//! clone is dropped.
+//!
+//! # TLS
+//!
+//! A `rediss://` URL connects over TLS (rustls; no system OpenSSL). The
+//! server's certificate must name the URL's host and chain to Mozilla's
+//! roots (compiled in), or to the CA given to
+//! [`RedisTierBuilder::ca_certificate_pem`] (a private CA: then to it
+//! only); [`RedisTierBuilder::client_certificate_pem`] adds a client
+//! certificate for servers that ask for one. A server that cannot prove
+//! itself gets no connection, and no plaintext: the handshake failure is
+//! logged (rustls names the reason, `UnknownIssuer`…), the tier stays
+//! disconnected and requests go to Account Kit. TLS settings on a
+//! `redis://` URL, or a PEM without a certificate, are refused by
+//! [`build`](RedisTierBuilder::build).
+//!
+//! # Redis Cluster
+//!
+//! [`RedisTier::cluster_builder`] takes a cluster's node URLs (one is
+//! enough; give a few, so that one being down does not matter). Every key
+//! of the tier shares one hash tag, `{namespace:app_id}` (so
+//! `{accountkit:1234}:t:{hash}`…): each Lua script, whatever keys it
+//! touches, runs in one slot, and the revocation counter, which every
+//! store is checked against and every revocation moves, stays one key.
+//! One master therefore holds the tier's keys: the cluster brings
+//! failover, not sharding (the tier's load is a few commands per cache
+//! miss, far from what one Redis node serves).
+//!
+//! The tier finds that master by reading the revocation counter on the
+//! nodes it was given, in turn, following the `MOVED` answer of a node
+//! that does not serve the slot; commands and the subscription both go to
+//! the master. When it stops being the master (killed, failed over,
+//! resharded) the next call or liveness check fails (a broken connection,
+//! `MOVED`, `CLUSTERDOWN`, `READONLY`): the tier reconnects, finds the new
+//! master the same way, compares its revocation counter with its
+//! checkpoint (resync if it moved) and publishes what it queued
+//! meanwhile.
+//!
+//! **Classic pub/sub, on the master of the slot, not sharded pub/sub.**
+//! Classic `PUBLISH` reaches every node's subscribers, so nothing is lost
+//! to a subscriber elsewhere; the tier subscribes on the master anyway,
+//! because the liveness check that makes missed revocations detectable
+//! (read the counter, then `PING` the subscription: every message the
+//! counter counts was written out before the answer) is only sound on the
+//! server that ran the scripts, a subscriber on another node gets the
+//! messages later, over the cluster bus. Sharded pub/sub (`SPUBLISH`,
+//! Redis 7) would spare the other nodes a copy of each message, which
+//! revocations (logouts: rare, small) do not need; it would tie the tier
+//! to Redis 7, and its subscribers are unsubscribed when the slot moves
+//! (a notification the redis crate's `PubSub` does not surface: it has no
+//! `SSUBSCRIBE`).
+//!
+//! The revocation counter moves by a random step (1 to 2^32 - 1), not by
+//! one: a failover that lost the last writes rolls it back, and a counter
+//! that moves again from there lands on an instance's checkpoint only by
+//! chance (2^-32), so missed revocations are still detected.
 
 //!
 //! [`SharedTier`]: crate::shared::SharedTier
@@ -90,6 +160,11 @@
 //! [`SharedStats::errors`]: crate::shared::SharedStats::errors
 //! [`SharedStats::reconnects`]: crate::shared::SharedStats::reconnects
 //! [`SharedStats::resyncs`]: crate::shared::SharedStats::resyncs
+//! [`SharedStats::timeouts`]: crate::shared::SharedStats::timeouts
+//! [`SharedStats::skipped`]: crate::shared::SharedStats::skipped
+//! [`SharedStats::breaker`]: crate::shared::SharedStats::breaker
+//! [`SharedTier::release`]: crate::shared::SharedTier::release
+//! [`RedisTier::cluster_builder`]: RedisTier::cluster_builder
 
 // One concern a module, each using only the ones listed before it:
 // error      why a tier cannot be built (the public error)
@@ -97,25 +172,35 @@
 // messages   the revocation messages' wire format, and the instance ids
 // entry      the shared entries and their seal (`v1.{expiry}.{mac}.{json}`)
 // scripts    the Lua scripts (`scripts/*.lua`) and the lookup's answer
+// breaker    when calls made for requests skip Redis (after timeouts)
 // state      what callers and the background thread share; bounds, failures
+// home       where the keys live: the server, or the master of the slot
 // calls      lookup (and claims), store, publish (and its queue)
 // connection the background thread: connect, subscribe, liveness, resync
 // tier       `RedisTier` and its `SharedTier` impl
+// tls        `rediss://`: the CA and client certificate, checked
 // builder    `RedisTier::builder` → `RedisTierBuilder` → `build()`
+// env        `RedisTier::from_env`: the ACCOUNTKIT_REDIS_* variables
+mod breaker;
 mod builder;
 mod calls;
 mod connection;
 mod entry;
+mod env;
 mod error;
+mod home;
 mod keys;
 mod messages;
 mod scripts;
 mod state;
 mod tier;
+mod tls;
 
 pub use builder::{
-    RedisTierBuilder, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
+    RedisTierBuilder, DEFAULT_BREAKER_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF,
+    DEFAULT_BREAKER_THRESHOLD, DEFAULT_CLAIM_WAIT, DEFAULT_HEALTH_INTERVAL, DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_PENDING, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT,
 };
+pub use env::{ENV_REDIS_CA_CERT, ENV_REDIS_CLUSTER, ENV_REDIS_URL};
 pub use error::RedisTierError;
 pub use tier::RedisTier;

@@ -4,14 +4,15 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, RedisResult};
+use ::redis::{Client, ConnectionInfo, ErrorKind, RedisResult, ServerErrorKind};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::breaker::{Admission, Breaker, Outcome, Transition};
 use super::entry::Sealer;
 use super::keys::Keys;
 use super::messages::instance_id;
@@ -26,6 +27,9 @@ pub(super) struct Settings {
     pub(super) claim_wait: Duration,
     pub(super) health_interval: Duration,
     pub(super) max_pending: usize,
+    pub(super) breaker_threshold: u32,
+    pub(super) breaker_backoff: Duration,
+    pub(super) breaker_max_backoff: Duration,
 }
 
 /// The counters behind [`SharedStats`].
@@ -37,11 +41,26 @@ pub(super) struct Counters {
     pub(super) resyncs: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) rejected: AtomicU64,
+    pub(super) timeouts: AtomicU64,
+    pub(super) skipped: AtomicU64,
+    pub(super) trips: AtomicU64,
+}
+
+/// Where the tier's keys live (see `home`).
+pub(super) enum Target {
+    /// One server (boxed: a client is far larger than a vector).
+    Single(Box<Client>),
+    /// A cluster, through these nodes (at least one): the keys live on
+    /// the master of the tier's slot.
+    Cluster(Vec<ConnectionInfo>),
 }
 
 /// Everything the background thread and the callers share.
 pub(super) struct State {
-    pub(super) client: Client,
+    pub(super) target: Target,
+    /// In a cluster: the node to ask first for the master (the last one
+    /// that answered).
+    pub(super) next_node: AtomicUsize,
     /// The app whose entries the keys hold.
     pub(super) app_id: String,
     pub(super) sealer: Sealer,
@@ -65,6 +84,8 @@ pub(super) struct State {
     pub(super) checkpoint: Mutex<Option<u64>>,
     /// A command found the connection broken: start over.
     pub(super) kick: Notify,
+    /// Skips Redis after consecutive timeouts (see `breaker`).
+    pub(super) breaker: Breaker,
     pub(super) connected: AtomicBool,
     /// Whether a connection ever succeeded (the next one is a reconnect).
     pub(super) ever_connected: AtomicBool,
@@ -81,17 +102,46 @@ pub(super) enum Failure {
     Unreadable,
 }
 
+impl Failure {
+    /// What it says of Redis, for the breaker.
+    pub(super) fn outcome(&self) -> Outcome {
+        match self {
+            Failure::Timeout => Outcome::TimedOut,
+            Failure::NotConnected => Outcome::NoAnswer,
+            Failure::Redis(e) if broken(e) => Outcome::NoAnswer,
+            // An error reply, or a reply this tier cannot read: Redis
+            // answered.
+            Failure::Redis(_) | Failure::Unreadable => Outcome::Answered,
+        }
+    }
+}
+
+/// Whether `e` means the connection must be replaced: it broke, or (in a
+/// cluster) the node no longer serves the tier's slot, or the cluster is
+/// failing over: look for the master again.
+fn broken(e: &::redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
+}
+
 impl State {
     /// A tier's state, not connected; the background task connects it.
     pub(super) fn new(
-        client: Client,
+        target: Target,
         app_id: String,
         keys: Keys,
         sealer: Sealer,
         settings: Settings,
     ) -> Self {
         Self {
-            client,
+            target,
+            next_node: AtomicUsize::new(0),
             app_id,
             sealer,
             keys,
@@ -103,6 +153,11 @@ impl State {
             pending: Mutex::new(VecDeque::new()),
             checkpoint: Mutex::new(None),
             kick: Notify::new(),
+            breaker: Breaker::new(
+                settings.breaker_threshold,
+                settings.breaker_backoff,
+                settings.breaker_max_backoff,
+            ),
             connected: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
             rejection_logged: AtomicBool::new(false),
@@ -121,6 +176,46 @@ impl State {
             resyncs: c.resyncs.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             rejected_entries: c.rejected.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            skipped: c.skipped.load(Ordering::Relaxed),
+            breaker_trips: c.trips.load(Ordering::Relaxed),
+            breaker: self.breaker.state(),
+        }
+    }
+
+    /// Whether a call made for a request may go to Redis (counted when
+    /// skipped).
+    pub(super) fn admit(&self) -> Option<Admission> {
+        match self.breaker.admit() {
+            Admission::Skip => {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            admitted => Some(admitted),
+        }
+    }
+
+    /// Records what became of an admitted call; opening the breaker
+    /// replaces the connections (a command connection can hang while the
+    /// subscription still passes its liveness checks).
+    pub(super) fn settle(&self, admission: Admission, outcome: Outcome) {
+        if outcome == Outcome::TimedOut {
+            self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.breaker.settle(admission, outcome) {
+            Transition::Opened => {
+                self.counters.trips.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    tier = %self.keys.prefix(),
+                    "Redis timed out repeatedly: skipped (local cache and Account Kit only) \
+                     until a probe finds it answering; reconnecting"
+                );
+                self.kick.notify_one();
+            }
+            Transition::Closed => {
+                tracing::info!(tier = %self.keys.prefix(), "Redis answers again: breaker closed");
+            }
+            Transition::None => {}
         }
     }
 
@@ -152,6 +247,8 @@ impl State {
     ) -> Result<T, Failure> {
         match tokio::time::timeout(self.settings.timeout, work).await {
             Ok(Ok(value)) => Ok(value),
+            // The client's own response timeout (set to the same bound).
+            Ok(Err(e)) if e.is_timeout() => Err(Failure::Timeout),
             Ok(Err(e)) => Err(Failure::Redis(e)),
             Err(_) => Err(Failure::Timeout),
         }
@@ -165,7 +262,7 @@ impl State {
             Failure::Redis(e) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "Redis {what} failed");
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                if broken(e) {
                     self.kick.notify_one();
                 }
             }

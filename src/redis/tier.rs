@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
 
+use super::breaker::{Admission, Outcome};
 use super::connection::Background;
 use super::entry::Entry;
 use super::state::State;
@@ -67,6 +68,34 @@ impl RedisTier {
         self.inner.state.stats()
     }
 
+    /// A call made for a request, if the breaker admits it (`None` at
+    /// once if not): `work` runs on the background runtime, where its
+    /// outcome is settled with the breaker even if the caller stops
+    /// waiting.
+    async fn call<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = (T, Outcome)> + Send + 'static,
+    ) -> Option<T> {
+        let settle = self.settler()?;
+        self.on_background(async move {
+            let (value, outcome) = work.await;
+            settle.settle(outcome);
+            value
+        })
+        .await
+    }
+
+    /// An admission by the breaker, settled once (`None`: skip Redis).
+    fn settler(&self) -> Option<Settle> {
+        let state = self.inner.state.clone();
+        let admission = state.admit()?;
+        Some(Settle {
+            state,
+            admission,
+            settled: false,
+        })
+    }
+
     /// Runs `work` on the background runtime (where the connections live);
     /// `None` if that runtime is gone.
     async fn on_background<T: Send + 'static>(
@@ -104,7 +133,7 @@ impl SharedTier for RedisTier {
         let state = self.inner.state.clone();
         let hex = hex::encode(key);
         async move {
-            self.on_background(state.lookup(hex))
+            self.call(state.lookup(hex))
                 .await
                 .unwrap_or(SharedLookup::Unavailable)
         }
@@ -122,8 +151,8 @@ impl SharedTier for RedisTier {
         let hex = hex::encode(key);
         let entry = answer.and_then(Entry::from_answer);
         async move {
-            self.on_background(state.store(hex, ticket, entry, ttl))
-                .await;
+            let work = async move { ((), state.store(hex, ticket, entry, ttl).await) };
+            self.call(work).await;
         }
         .boxed()
     }
@@ -134,11 +163,13 @@ impl SharedTier for RedisTier {
         async move {
             let background = state.clone();
             let queued = revocation.clone();
-            let published = self
-                .on_background(async move { background.publish(&revocation).await })
-                .await
-                .unwrap_or(false);
-            if !published {
+            let work = async move {
+                match background.publish(&revocation).await {
+                    Ok(()) => (true, Outcome::Answered),
+                    Err(failure) => (false, failure.outcome()),
+                }
+            };
+            if !self.call(work).await.unwrap_or(false) {
                 state.enqueue(queued);
             }
         }
@@ -147,5 +178,43 @@ impl SharedTier for RedisTier {
 
     fn stats(&self) -> SharedStats {
         self.inner.state.stats()
+    }
+
+    /// Releases the claim at once, on the background runtime (unless the
+    /// breaker skips Redis: the claim then expires on its own).
+    fn release(&self, key: &TokenHash, ticket: u64) {
+        let Some(settle) = self.settler() else {
+            return;
+        };
+        let state = self.inner.state.clone();
+        let hex = hex::encode(key);
+        drop(self.inner.background.spawn(async move {
+            let outcome = state.store(hex, ticket, None, Duration::ZERO).await;
+            settle.settle(outcome);
+        }));
+    }
+}
+
+/// A breaker admission to settle once; dropped unsettled (its work never
+/// ran: the runtime is gone), it counts as no answer, so that a probe
+/// never leaves the breaker half-open for good.
+struct Settle {
+    state: Arc<State>,
+    admission: Admission,
+    settled: bool,
+}
+
+impl Settle {
+    fn settle(mut self, outcome: Outcome) {
+        self.settled = true;
+        self.state.settle(self.admission, outcome);
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.state.settle(self.admission, Outcome::NoAnswer);
+        }
     }
 }

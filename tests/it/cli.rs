@@ -184,6 +184,31 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A wrong secret is code 2 too, retried like an outage; then the command
+/// asks Account Kit without credentials, finds it up, and says which.
+#[tokio::test]
+async fn export_with_a_refused_secret_says_so() {
+    let emu = support::emulator();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = "the-facebook-app-secret-not-account-kits";
+    let output = export_command(dir.path())
+        .env("ACCOUNTKIT_APP_SECRET", wrong)
+        .args(["-a", APP_ID, "--base-url", emu.base_url()])
+        .output()
+        .expect("run accountkit-export");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("code 2"), "{text}");
+    assert!(text.contains("refuses the app id or app secret"), "{text}");
+    assert!(!text.contains(wrong), "the secret leaked: {text}");
+    assert_eq!(support::calls(&emu, "accounts").await, 1 + 3, "retried");
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
 #[tokio::test]
 async fn export_bad_flags_exit_2_before_any_request() {
     let emu = emulator_10k();
@@ -277,7 +302,19 @@ async fn export_retries_exits_1_keeping_a_partial_file_and_resumes_it() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(read("retried.csv") == reference);
 
-    // A permanent failure (code 2) after 4 pages of 1000.
+    // So are two transient code 2s (Graph's "service temporarily
+    // unavailable") on one page.
+    support::fault(
+        &emu,
+        serde_json::json!({"code2": "transient", "times": 2, "after": 5}),
+    )
+    .await;
+    let output = run_export(dir.path(), &[&base[..], &["-f", "code2.csv"]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(read("code2.csv") == reference);
+
+    // A permanent failure (code 2 on every attempt, 3 retries, and on the
+    // credential-free probe too: an outage) after 4 pages of 1000.
     control
         .set_fault(&Fault::new().status(500).after(4))
         .await
@@ -290,6 +327,7 @@ async fn export_retries_exits_1_keeping_a_partial_file_and_resumes_it() {
         "{text}"
     );
     assert!(text.contains("code 2"), "{text}");
+    assert!(text.contains("it is not answering"), "{text}");
     assert!(text.contains("out.csv.partial"), "{text}");
     let cursor = text
         .lines()
@@ -298,7 +336,12 @@ async fn export_retries_exits_1_keeping_a_partial_file_and_resumes_it() {
         .to_owned();
     assert_eq!(
         files_in(dir.path()),
-        ["accountkit_export.csv", "out.csv.partial", "retried.csv"],
+        [
+            "accountkit_export.csv",
+            "code2.csv",
+            "out.csv.partial",
+            "retried.csv"
+        ],
         "no out.csv, no temporary file left"
     );
     let partial = read("out.csv.partial");

@@ -22,6 +22,8 @@ const CACHE_OK: &str = "private, no-cache, no-store, must-revalidate";
 const INVALID_TOKEN: &str = r#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"TRACE"}}"#;
 const INVALID_CODE: &str = r#"{"error":{"message":"Invalid verification code","type":"OAuthException","code":1,"fbtrace_id":"TRACE"}}"#;
 const BAD_APP: &str = r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"TRACE"}}"#;
+/// Graph's code 2 during an outage (modelled on Graph; see the faults docs).
+const TRANSIENT_2: &str = r#"{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","is_transient":true,"code":2,"fbtrace_id":"TRACE"}}"#;
 const PROOF_MISSING: &str = r#"{"error":{"message":"API calls from the server require an appsecret_proof argument.","type":"GraphMethodException","code":100,"fbtrace_id":"TRACE"}}"#;
 const PROOF_INVALID: &str = r#"{"error":{"message":"Invalid appsecret_proof provided in the API argument","type":"GraphMethodException","code":100,"fbtrace_id":"TRACE"}}"#;
 const APP_TOKEN_REQUIRED: &str = r#"{"error":{"message":"(#15) This method must be called with an app access_token.","type":"OAuthException","code":15,"fbtrace_id":"TRACE"}}"#;
@@ -1144,13 +1146,11 @@ async fn faults_status_body_times_after_and_clear() {
     me().await.assert_eq_status(200); // "times" used up
     assert_eq!(emu.stats().await["me"], 4, "faulted calls are counted");
 
-    // Status without body: a fitting Graph error; unlimited until cleared.
+    // Status without body: a fitting Graph error (5xx: Graph's transient
+    // code 2); unlimited until cleared.
     set_fault(&emu, serde_json::json!({"status": 503})).await;
     for _ in 0..3 {
-        me().await.assert_error(
-            503,
-            r#"{"error":{"message":"Service temporarily unavailable","type":"EMApiException","is_transient":true,"code":2,"fbtrace_id":"TRACE"}}"#,
-        );
+        me().await.assert_error(503, TRANSIENT_2);
     }
     // Control endpoints are not faulted.
     assert_eq!(emu.stats().await["me"], 7);
@@ -1197,10 +1197,94 @@ async fn faults_status_body_times_after_and_clear() {
         serde_json::json!({"status": 99}),
         serde_json::json!({"stauts": 500}),
         serde_json::json!("nope"),
+        serde_json::json!({"code2": "sometimes"}),
+        serde_json::json!({"code2": "transient", "status": 200}),
+        serde_json::json!({"code2": "transient", "body": "x"}),
+        serde_json::json!({"code2": "transient", "calls": []}),
+        serde_json::json!({"code2": "transient", "calls": ["profile"]}),
     ] {
         let r = emu.control("/_emulator/faults", bad).await;
         assert_eq!(r.status, 400, "{}", r.body);
     }
+}
+
+/// The two meanings of code 2, on request, checked byte for byte over raw
+/// HTTP (not through the crate's client, so that the client and the
+/// emulator cannot merely agree with each other).
+#[tokio::test]
+async fn faults_give_either_meaning_of_code_2() {
+    let emu = Emu::start(Emulator::builder().app(EmulatorApp::new(APP, SECRET)));
+    let login = emu.login_phone("+15551234567").await;
+    let query = [("access_token", login.token.as_str())];
+    let me = || emu.get("/v1.3/me", &query);
+    let admin_token = app_token(APP, SECRET);
+    let admin = [("access_token", admin_token.as_str())];
+    let listing = format!("/v1.3/{APP}/accounts");
+    let accounts = || emu.get(&listing, &admin);
+
+    // Transient by default: Graph's outage answer, HTTP 500.
+    let active = set_fault(&emu, serde_json::json!({"code2": "transient", "times": 1})).await;
+    assert_eq!(
+        active,
+        serde_json::json!({"code2": "transient", "times": 1})
+    );
+    me().await.assert_error(500, TRANSIENT_2);
+    me().await.assert_eq_status(200);
+
+    // A misconfiguration when asked: exactly what Account Kit answered to a
+    // wrong app secret, which the emulator also gives unfaulted.
+    set_fault(
+        &emu,
+        serde_json::json!({"code2": "misconfigured", "times": 1}),
+    )
+    .await;
+    accounts().await.assert_error(500, BAD_APP);
+    emu.get(
+        &format!("/v1.3/{APP}/accounts"),
+        &[("access_token", &app_token(APP, "not-the-secret"))],
+    )
+    .await
+    .assert_error(500, BAD_APP);
+    accounts().await.assert_eq_status(200);
+
+    // Either with another status.
+    set_fault(
+        &emu,
+        serde_json::json!({"code2": "transient", "status": 503, "times": 1}),
+    )
+    .await;
+    me().await.assert_error(503, TRANSIENT_2);
+    set_fault(
+        &emu,
+        serde_json::json!({"code2": "misconfigured", "status": 400, "times": 1}),
+    )
+    .await;
+    me().await.assert_error(400, BAD_APP);
+
+    // Limited to some calls: the others pass and do not use the budget.
+    set_fault(
+        &emu,
+        serde_json::json!({"code2": "transient", "calls": ["me"], "after": 1, "times": 2}),
+    )
+    .await;
+    accounts().await.assert_eq_status(200);
+    me().await.assert_eq_status(200); // "after"
+    accounts().await.assert_eq_status(200);
+    me().await.assert_error(500, TRANSIENT_2);
+    emu.get("/v1.3/nothing/here", &[])
+        .await
+        .assert_code(400, 2500, None);
+    me().await.assert_error(500, TRANSIENT_2);
+    me().await.assert_eq_status(200); // "times" used up
+    assert_eq!(
+        emu.get("/_emulator/faults", &[]).await.json(),
+        serde_json::json!({})
+    );
+    let stats = emu.stats().await;
+    assert_eq!(
+        (stats["me"].as_u64(), stats["accounts"].as_u64()),
+        (Some(8), Some(5))
+    );
 }
 
 #[tokio::test]

@@ -141,6 +141,56 @@ async fn faults_apply_after_and_times_then_clear_and_calls_count_them() {
 }
 
 #[actix_rt::test]
+async fn code2_faults_of_either_meaning_limited_to_some_calls() {
+    let emu = support::emulator();
+    let control = emu.control();
+    let token = control
+        .login_phone("+15555550102")
+        .await
+        .expect("login")
+        .access_token;
+    // Raw HTTP: the body as Account Kit / Graph gave it, not our client's view.
+    let raw_me = || async {
+        let res = support::http()
+            .get(format!("{}/v1.3/me", emu.base_url()))
+            .query(&[
+                ("access_token", token.as_str()),
+                (
+                    "appsecret_proof",
+                    &support::proof(support::APP_SECRET, &token),
+                ),
+            ])
+            .send()
+            .await
+            .expect("me");
+        let status = res.status().as_u16();
+        (status, res.json::<serde_json::Value>().await.expect("json"))
+    };
+    for (fault, error_type) in [
+        (Fault::new().code2_transient(), "OAuthException"),
+        (Fault::new().code2_misconfigured(), "EMApiException"),
+    ] {
+        control
+            .set_fault(&fault.calls(["me"]).times(1))
+            .await
+            .expect("set");
+        let (status, body) = raw_me().await;
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["error"]["code"], 2, "{body}");
+        assert_eq!(body["error"]["is_transient"], true, "{body}");
+        assert_eq!(body["error"]["type"], error_type, "{body}");
+        let (status, body) = raw_me().await;
+        assert_eq!(status, 200, "the fault was spent: {body}");
+    }
+    // Limited to `accounts`: `me` goes through.
+    control
+        .set_fault(&Fault::new().code2_transient().calls(["accounts"]))
+        .await
+        .expect("set");
+    assert_eq!(raw_me().await.0, 200);
+}
+
+#[actix_rt::test]
 async fn a_secret_reset_refuses_the_old_credentials() {
     let emu = support::emulator();
     let kit = support::kit(&emu);

@@ -185,7 +185,8 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
         "partial + resumed differs from a clean export"
     );
 
-    // A code-2 answer (wrong credentials, per the recordings) is not retried.
+    // A code 2 that persists (an outage, or wrong credentials: the answer
+    // cannot tell) is retried like the 503s, then fails the export.
     fault(&emu, json!({"status": 500, "after": 1})).await;
     let before = calls(&emu, "accounts").await;
     let (_, result) = export(&admin, &ExportOptions::new()).await;
@@ -194,5 +195,5 @@ async fn retries_are_bounded_and_the_cursor_resumes_the_export() {
         matches!(&error, ExportError::Fetch { source, .. } if source.is_app_misconfigured()),
         "{error:?}"
     );
-    assert_eq!(calls(&emu, "accounts").await, before + 2);
+    assert_eq!(calls(&emu, "accounts").await, before + 1 + 4);
 }

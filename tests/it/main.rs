@@ -12,6 +12,7 @@ mod abandoned_flights;
 #[cfg(feature = "cli")]
 mod cli;
 mod client;
+mod code2;
 mod confused_deputy;
 mod emulator;
 mod emulator_control;
@@ -27,7 +28,13 @@ mod nested_auth;
 mod outage;
 mod protect;
 #[cfg(feature = "redis")]
+mod redis_breaker;
+#[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_tier;
+#[cfg(feature = "redis")]
+mod redis_tls;
 mod revocation;
 mod secret_logs;
 mod secrets;

@@ -13,6 +13,10 @@ use actix_accountkit::emulator::{Emulator, EmulatorApp};
 use actix_accountkit::AccountKit;
 use serde_json::{json, Value};
 
+#[cfg(feature = "redis")]
+#[macro_use]
+pub mod redis;
+
 pub const APP_ID: &str = "390265671523337";
 pub const APP_SECRET: &str = "9bdc9ae47c4211b9919a036c1e1bc477";
 pub const OTHER_APP_ID: &str = "111122223333444";
@@ -266,4 +270,40 @@ pub fn in_own_process(name: &str, test: impl FnOnce()) {
         stdout.contains("1 passed"),
         "{name} did not run in its own process:\n{stdout}"
     );
+}
+
+/// Everything logged in this process from the moment
+/// [`capture`](Self::capture) is called: one global `tracing` subscriber,
+/// so use it only in a test run [`in_own_process`].
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Installs the subscriber (this crate's events at `debug` and above).
+    pub fn capture() -> Self {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("actix_accountkit=debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("the only subscriber of this process");
+        logs
+    }
+
+    /// The lines logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
