@@ -8,13 +8,18 @@
 //!   word) that absorbs a key's first sighting, so that the many tokens seen
 //!   once (one-hit wonders) never reach the counters. A key's estimate is
 //!   its counters' minimum plus one if the doorkeeper has it.
-//! * Aging: after 2.5 × capacity recorded sightings, every counter is
-//!   halved and the doorkeeper cleared, so that yesterday's popularity
-//!   fades and the sketch keeps following the traffic. (Caffeine ages
-//!   after 10 × capacity; on our shifting-popularity trace that kept
-//!   formerly hot tokens for too long, 2 to 4 points of hit rate, while
-//!   2.5 × cost the stationary Zipf traces less than 0.5 point: see
-//!   BENCHMARKS.md.)
+//! * Aging: after a sample of sightings, every counter is halved and the
+//!   doorkeeper cleared, so that yesterday's popularity fades and the
+//!   sketch keeps following the traffic. The sample starts at 4 ×
+//!   capacity and the policy's hill climber moves it between 1.25 × and
+//!   10 × (Caffeine fixes it at 10 ×). No fixed period suits every
+//!   traffic: on our traces, stationary Zipf gains up to 0.8 point of hit
+//!   rate from 10 × over 2.5 ×, while shifting popularity and a loop larger
+//!   than the cache lose 2 to 5 points (BENCHMARKS.md).
+//! * A victim that wins an admission contest outright pays one sighting
+//!   ([`FrequencySketch::decrement`]), so that a token that was hot and is
+//!   no longer used cannot hold its place on stale counts until the next
+//!   aging.
 //!
 //! The keys are SHA-256 outputs, uniform already: the block, the counters
 //! and the doorkeeper bits are read straight from the key's bytes, with no
@@ -22,8 +27,9 @@
 //! alone (every key of one shard shares their low bits); the sketch reads
 //! bytes 8 to 23.
 
-/// Sightings between two agings, per 2 cached entries (2.5 per entry).
-const SAMPLE_PER_2_ENTRIES: u64 = 5;
+/// Sightings between two agings at first, per cached entry; the policy's
+/// climber moves it to follow the traffic (`FrequencySketch::set_sample_size`).
+pub(crate) const SAMPLE_PER_ENTRY: u64 = 4;
 /// 4-bit counters per cached entry (7 bytes per entry; with the
 /// doorkeeper's 4 bytes, 11). With four counters per key in 64-byte blocks
 /// of 128, about 9 keys share a block.
@@ -149,7 +155,7 @@ impl FrequencySketch {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         // At least 16: a tiny sketch would age before it counted anything.
-        let sample_size = ((capacity as u64).saturating_mul(SAMPLE_PER_2_ENTRIES) / 2).max(16);
+        let sample_size = (capacity as u64).saturating_mul(SAMPLE_PER_ENTRY).max(16);
         let blocks = (capacity * COUNTERS_PER_ENTRY).div_ceil(128).max(1);
         Self {
             blocks: vec![Block::default(); blocks].into_boxed_slice(),
@@ -163,6 +169,16 @@ impl FrequencySketch {
     /// Heap bytes held (the counters and the doorkeeper).
     pub(crate) fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.blocks) + self.doorkeeper.heap_bytes()
+    }
+
+    /// Sightings between two agings.
+    pub(crate) fn sample_size(&self) -> u64 {
+        self.sample_size
+    }
+
+    /// Sets the sightings between two agings (at least 16).
+    pub(crate) fn set_sample_size(&mut self, n: u64) {
+        self.sample_size = n.max(16);
     }
 
     /// Agings so far.
@@ -234,6 +250,25 @@ impl FrequencySketch {
         }
     }
 
+    /// Lowers `key`'s counters at their minimum by one (the reverse of the
+    /// conservative update in [`FrequencySketch::increment`]).
+    pub(crate) fn decrement(&mut self, key: &[u8; 32]) {
+        let (block, slots) = self.counters(key);
+        let words = &mut self.blocks[block].0;
+        let min = slots
+            .iter()
+            .map(|&(w, shift)| (words[w] >> shift) & COUNTER_MAX)
+            .min()
+            .unwrap_or(0);
+        if min > 0 {
+            for &(w, shift) in &slots {
+                if (words[w] >> shift) & COUNTER_MAX == min {
+                    words[w] -= 1 << shift;
+                }
+            }
+        }
+    }
+
     /// Halves every counter and clears the doorkeeper.
     fn age(&mut self) {
         for block in self.blocks.iter_mut() {
@@ -291,8 +326,8 @@ mod tests {
     fn aging_halves_and_clears_the_doorkeeper() {
         let mut s = FrequencySketch::new(10);
         let hot = key(0);
-        // 25 sightings (2.5 × capacity) make one aging.
-        for _ in 0..24 {
+        // 40 sightings (4 × capacity, the first period) make one aging.
+        for _ in 0..39 {
             s.increment(&hot);
         }
         assert_eq!((s.frequency(&hot), s.resets()), (16, 0));
@@ -300,6 +335,38 @@ mod tests {
         assert_eq!(s.resets(), 1);
         // Counters 15 → 7, the doorkeeper's one gone.
         assert_eq!(s.frequency(&hot), 7);
+    }
+
+    #[test]
+    fn a_shorter_period_ages_sooner() {
+        let mut s = FrequencySketch::new(10);
+        s.set_sample_size(20);
+        let hot = key(0);
+        for _ in 0..20 {
+            s.increment(&hot);
+        }
+        assert_eq!(s.resets(), 1);
+        // Never below 16 sightings.
+        s.set_sample_size(1);
+        assert_eq!(s.sample_size(), 16);
+    }
+
+    #[test]
+    fn decrement_undoes_an_increment_and_stops_at_zero() {
+        let mut s = FrequencySketch::new(1000);
+        let k = key(9);
+        for _ in 0..4 {
+            s.increment(&k);
+        }
+        assert_eq!(s.count(&k), 3);
+        s.decrement(&k);
+        assert_eq!(s.count(&k), 2);
+        for _ in 0..5 {
+            s.decrement(&k);
+        }
+        assert_eq!(s.count(&k), 0);
+        // The doorkeeper's sighting is not a counter's.
+        assert_eq!(s.frequency(&k), 1);
     }
 
     #[test]
