@@ -51,7 +51,8 @@
 //!   instances, which also carries revocations between them; `redis`
 //!   (feature `redis`) implements it on Redis.
 //! * [`cache`]: a sharded cache of verified accounts keyed by SHA-256 of the
-//!   token, with a separate LRU of definite refusals, jittered expiry,
+//!   token, kept under W-TinyLFU (frequency-aware admission, an adaptive
+//!   window and aging), with a separate LRU of definite refusals, jittered expiry,
 //!   single-flight misses, and the revocation protocol.
 //! * [`auth`]: [`AccountKitAuth`], the authentication step and the RFC 6750
 //!   answers; [`middleware`] and [`extract`] run it as a `Transform` and as
