@@ -27,33 +27,13 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use actix_accountkit::cache::{CacheConfig, CachedVerifier};
+use actix_accountkit::cache::CachedVerifier;
 use actix_accountkit::hash::token_hash;
 use actix_accountkit::verify::Verifier;
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::FutureExt;
 
-use support::{account, token, Counting};
-
-/// A cache of 10,000 verified tokens (the default capacity), all warm.
-fn warm_cache() -> (CachedVerifier, Vec<String>) {
-    let cache = CachedVerifier::new(
-        Counting::default(),
-        CacheConfig::builder()
-            .ttl(Duration::from_secs(24 * 3600))
-            .build()
-            .expect("cache settings"),
-    );
-    let tokens: Vec<String> = (0..10_000).map(token).collect();
-    for t in &tokens {
-        cache
-            .verify(t)
-            .now_or_never()
-            .expect("the counting verifier is ready at once")
-            .expect("accepted");
-    }
-    (cache, tokens)
-}
+use support::{account, warm_cache};
 
 fn hit_path(c: &mut Criterion) {
     let (cache, tokens) = warm_cache();

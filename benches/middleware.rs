@@ -22,14 +22,13 @@ mod support;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use actix_accountkit::cache::{CacheConfig, CachedVerifier};
 use actix_accountkit::AccountKitAuth;
 use actix_accountkit::VerifiedAccount;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{test, web, App, HttpResponse};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use support::{token, Counting};
+use support::{day_cache, token};
 
 async fn handler() -> HttpResponse {
     HttpResponse::Ok().body("ok")
@@ -44,13 +43,7 @@ fn middleware(c: &mut Criterion) {
     let system = actix_rt::System::new();
     let token = token(7);
     let bearer = format!("Bearer {token}");
-    let cache = CachedVerifier::new(
-        Counting::default(),
-        CacheConfig::builder()
-            .ttl(Duration::from_secs(24 * 3600))
-            .build()
-            .expect("cache settings"),
-    );
+    let cache = day_cache();
     let auth = AccountKitAuth::new(cache.clone());
     let app = system.block_on(test::init_service(
         App::new()

@@ -58,7 +58,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,9 +66,13 @@ use actix_accountkit::cache::policy::Policy;
 use actix_accountkit::cache::{CacheConfig, CacheStats, CachedVerifier};
 use actix_accountkit::hash::token_hash;
 use actix_accountkit::types::Account;
-use actix_accountkit::verify::{Refusal, Verifier};
+use actix_accountkit::verify::Verifier;
 use clap::Parser;
-use futures::future::{BoxFuture, FutureExt};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+use futures::FutureExt;
+use support::{warm_cache, Counting};
 
 // Counts live heap bytes for `--memory`; the crate forbids `unsafe_code`,
 // so the `GlobalAlloc` impl lives in a dependency.
@@ -451,24 +455,6 @@ fn run_moka(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
     hits
 }
 
-/// Accepts `tok…`, refuses `bad…` with 190; answers at once; counts calls.
-#[derive(Default)]
-struct Counting {
-    calls: AtomicU64,
-}
-
-impl Verifier for Counting {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = if token.starts_with("bad") {
-            Err(Refusal::InvalidToken { subcode: None })
-        } else {
-            Ok(Arc::new(Account::new(token)))
-        };
-        futures::future::ready(outcome).boxed()
-    }
-}
-
 /// What the real cache did on a trace.
 struct Ours {
     hits: u64,
@@ -814,26 +800,7 @@ fn hit_cost() {
 /// is what the code costs; criterion's means drift with the load).
 fn hit_path() {
     use std::hint::black_box;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let token = |i: u64| {
-        let mut rng = Rng(i);
-        let mut t = String::from("EMAW");
-        for _ in 0..180 {
-            t.push(ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize] as char);
-        }
-        t
-    };
-    let cache = CachedVerifier::new(
-        Counting::default(),
-        CacheConfig::builder()
-            .ttl(Duration::from_secs(24 * 3600))
-            .build()
-            .expect("cache settings"),
-    );
-    let tokens: Vec<String> = (0..10_000).map(token).collect();
-    for t in &tokens {
-        let _ = cache.verify(t).now_or_never();
-    }
+    let (cache, tokens) = warm_cache();
     let floor: HashMap<[u8; 32], Arc<Account>> = tokens
         .iter()
         .map(|t| (token_hash(t), Arc::new(Account::new(&t[4..20]))))

@@ -1,10 +1,13 @@
-//! Shared by the bench binaries (`mod support;`): a realistic token and
-//! account, and an in-memory verifier that counts its calls.
+//! Shared by the bench binaries (`mod support;`) and `examples/hitrate.rs`
+//! (`--hit-path`): a realistic token and account, an in-memory verifier
+//! that counts its calls, and a warm cache over it.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_accountkit::cache::{CacheConfig, CachedVerifier};
 use actix_accountkit::types::{Account, Phone};
 use actix_accountkit::verify::{Refusal, Verifier};
 use futures::future::{BoxFuture, FutureExt};
@@ -60,4 +63,31 @@ impl Verifier for Counting {
         };
         futures::future::ready(outcome).boxed()
     }
+}
+
+/// A cache with the default capacity over a [`Counting`] verifier, with a
+/// TTL of a day, so that nothing expires during a measurement.
+pub fn day_cache() -> CachedVerifier {
+    CachedVerifier::new(
+        Counting::default(),
+        CacheConfig::builder()
+            .ttl(Duration::from_secs(24 * 3600))
+            .build()
+            .expect("cache settings"),
+    )
+}
+
+/// A [`day_cache`] holding 10,000 verified tokens (the default capacity),
+/// all warm, and those tokens.
+pub fn warm_cache() -> (CachedVerifier, Vec<String>) {
+    let cache = day_cache();
+    let tokens: Vec<String> = (0..10_000).map(token).collect();
+    for t in &tokens {
+        cache
+            .verify(t)
+            .now_or_never()
+            .expect("the counting verifier is ready at once")
+            .expect("accepted");
+    }
+    (cache, tokens)
 }

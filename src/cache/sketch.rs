@@ -85,6 +85,17 @@ fn reduce(x: u64, n: usize) -> usize {
     ((u128::from(x) * n as u128) >> 64) as usize
 }
 
+/// The smallest of a key's four counters in its block (`slots` as
+/// [`FrequencySketch::counters`] gives them): the count-min estimate.
+#[inline]
+fn least(words: &[u64; 8], slots: &[(usize, u32); 4]) -> u64 {
+    slots
+        .iter()
+        .map(|&(w, shift)| (words[w] >> shift) & COUNTER_MAX)
+        .min()
+        .unwrap_or(0)
+}
+
 #[inline]
 fn word(key: &[u8; 32], at: usize) -> u64 {
     let mut b = [0u8; 8];
@@ -208,12 +219,7 @@ impl FrequencySketch {
     #[inline]
     pub(crate) fn count(&self, key: &[u8; 32]) -> u64 {
         let (block, slots) = self.counters(key);
-        let words = &self.blocks[block].0;
-        slots
-            .iter()
-            .map(|&(w, shift)| (words[w] >> shift) & COUNTER_MAX)
-            .min()
-            .unwrap_or(0)
+        least(&self.blocks[block].0, &slots)
     }
 
     /// How often `key` was seen lately: 0 to 16.
@@ -231,11 +237,7 @@ impl FrequencySketch {
         if !self.doorkeeper.insert(key) {
             let (block, slots) = self.counters(key);
             let words = &mut self.blocks[block].0;
-            let min = slots
-                .iter()
-                .map(|&(w, shift)| (words[w] >> shift) & COUNTER_MAX)
-                .min()
-                .unwrap_or(COUNTER_MAX);
+            let min = least(words, &slots);
             if min < COUNTER_MAX {
                 for &(w, shift) in &slots {
                     if (words[w] >> shift) & COUNTER_MAX == min {
@@ -255,11 +257,7 @@ impl FrequencySketch {
     pub(crate) fn decrement(&mut self, key: &[u8; 32]) {
         let (block, slots) = self.counters(key);
         let words = &mut self.blocks[block].0;
-        let min = slots
-            .iter()
-            .map(|&(w, shift)| (words[w] >> shift) & COUNTER_MAX)
-            .min()
-            .unwrap_or(0);
+        let min = least(words, &slots);
         if min > 0 {
             for &(w, shift) in &slots {
                 if (words[w] >> shift) & COUNTER_MAX == min {
