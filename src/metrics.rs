@@ -42,6 +42,10 @@
 //! | `accountkit_cache_evictions_total` | counter | entries pushed out by the capacity bound |
 //! | `accountkit_cache_expirations_total` | counter | entries removed because they had expired |
 //! | `accountkit_cache_invalidations_total` | counter | entries removed by a revocation |
+//! | `accountkit_cache_too_old_total` | counter | lookups of a route with a max age that found an older account and verified it again |
+//! | `accountkit_cache_admitted_total` | counter | accounts moved from the admission window into the main space |
+//! | `accountkit_cache_rejected_total` | counter | accounts that lost the admission contest and left the cache |
+//! | `accountkit_cache_window_size` | gauge | the admission window's current size, in entries (moved by hill climbing) |
 //! | `accountkit_cache_entries` | gauge | verified accounts held |
 //! | `accountkit_cache_negative_entries` | gauge | refusals held |
 //! | `accountkit_upstream_calls_total` | counter | token verifications made at Account Kit |
@@ -235,6 +239,30 @@ impl Collector for MetricsCollector {
             "accountkit_cache_invalidations",
             "Entries removed by a revocation (logout, invalidate-all, delete).",
             s.invalidations,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_too_old",
+            "Lookups of a route with a max age that found an account verified longer ago and verified it again.",
+            s.too_old,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_admitted",
+            "Verified accounts moved from the admission window into the main space.",
+            s.admitted,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_rejected",
+            "Verified accounts that lost the admission contest on leaving the window and left the cache.",
+            s.rejected,
+        )?;
+        gauge(
+            e,
+            "accountkit_cache_window_size",
+            "The admission window's current size in entries (all shards), moved by hill climbing.",
+            s.window_size,
         )?;
         gauge(
             e,

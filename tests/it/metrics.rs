@@ -241,3 +241,62 @@ async fn shared_tier_counters_are_exported_when_there_is_one() {
     promtool_check(&text).unwrap_or_else(|c| panic!("{c}\n{text}"));
     assert!(!scrape(&without).contains("accountkit_shared_"));
 }
+
+/// The admission policy's counters and the max-age re-verifications are
+/// exported, equal to `CacheStats`, and move when the cache is driven past
+/// its capacity.
+#[actix_web::test]
+async fn policy_counters_are_exported() {
+    use actix_accountkit::cache::CacheConfig;
+    use actix_accountkit::verify::Verifier;
+    use std::time::Duration;
+
+    let emu = emulator();
+    let cache = CacheConfig::builder()
+        .capacity(4)
+        .shards(1)
+        .build()
+        .unwrap();
+    let kit = actix_accountkit::AccountKit::builder(config(&emu).build().unwrap())
+        .cache(cache)
+        .build()
+        .unwrap();
+    let scrape = || {
+        let mut registry = Registry::default();
+        kit.register_metrics(&mut registry);
+        samples(&metrics::encode(&registry, None).unwrap().body)
+    };
+    let before = scrape();
+    for name in ["admitted", "rejected", "too_old"] {
+        assert_eq!(value(&before, &format!("accountkit_cache_{name}_total")), 0);
+    }
+    assert!(value(&before, "accountkit_cache_window_size") >= 1);
+
+    // One popular token, and twelve others seen once each: the cache fills,
+    // the popular one is admitted, the one-off tokens lose the contest.
+    let popular = login(&emu, "+15554450000").await;
+    for i in 1..=12 {
+        let other = login(&emu, &format!("+1555445{i:04}")).await;
+        for _ in 0..3 {
+            assert!(kit.cache().verify(&popular.token).await.is_ok());
+        }
+        assert!(kit.cache().verify(&other.token).await.is_ok());
+    }
+    // A route with a max age of 0 re-verifies the cached popular token.
+    assert!(kit
+        .cache()
+        .verify_within(&popular.token, Duration::ZERO)
+        .await
+        .is_ok());
+
+    let s = scrape();
+    let stats = kit.cache().stats();
+    assert!(stats.admitted > 0, "{stats:?}");
+    assert!(stats.rejected > 0, "{stats:?}");
+    assert_eq!(stats.too_old, 1);
+    assert_eq!(value(&s, "accountkit_cache_admitted_total"), stats.admitted);
+    assert_eq!(value(&s, "accountkit_cache_rejected_total"), stats.rejected);
+    assert_eq!(value(&s, "accountkit_cache_too_old_total"), 1);
+    assert_eq!(value(&s, "accountkit_cache_window_size"), stats.window_size);
+    assert!(stats.window_size >= 1 && stats.window_size < 4, "{stats:?}");
+}
