@@ -21,8 +21,15 @@
 #   scripts/e2e.sh                               # 9 rounds of 10 s
 #   ROUNDS=11 DURATION=10 CONNECTIONS=64 TOKENS=1000 scripts/e2e.sh
 #   OUT=docs/bench/e2e-run1 scripts/e2e.sh        # keep the raw outputs there
+#   PERF=1 scripts/e2e.sh                         # + hardware counters per request
 #   MODE=callgrind scripts/e2e.sh                 # instructions per request
 #   MODE=callgrind N=2000 ROUNDS=3 KEEP=/tmp/cg scripts/e2e.sh
+#
+# PERF=1 also counts, with `perf stat -p` on each server process over each
+# measured run, its cycles, instructions, cache misses and L1 data-cache
+# load misses (user and kernel, all threads), per request completed: native
+# instruction counts (SHA-NI included), and whether a gap is work or waiting
+# on memory. Needs hardware counters (`perf stat -e instructions true`).
 #
 # MODE=callgrind runs bare, peer and crate under valgrind's callgrind, then
 # per round and server zeroes the counters, sends N requests with one cached
@@ -47,6 +54,8 @@ WARMUP=${WARMUP:-3}             # seconds of wrk per server before measuring
 CONNECTIONS=${CONNECTIONS:-64}
 TOKENS=${TOKENS:-1000}          # distinct tokens, sent round robin (all cached)
 N=${N:-2000}                    # callgrind: requests per batch
+PERF=${PERF:-0}                 # 1: hardware counters per request (perf stat)
+PERF_EVENTS=cycles,instructions,cache-misses,L1-dcache-load-misses
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-18190}   # emulator; the servers on the next ports
@@ -60,6 +69,13 @@ CLK=$(getconf CLK_TCK)
 
 ensure wrk wrk
 [ "$MODE" = callgrind ] && ensure valgrind valgrind
+if [ "$PERF" = 1 ]; then
+    ensure perf linux-perf
+    if ! perf stat -x, -e "$PERF_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,instructions'; then
+        echo "PERF=1: this machine's perf cannot count hardware events" >&2
+        exit 2
+    fi
+fi
 cargo build --release --example bench_server --example emulator --features emulator >&2
 
 # ------------------------------------------------------------ processes
@@ -163,7 +179,7 @@ fi
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src examples || echo ' (modified)')"
     echo "host: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(uname -r)"
     echo "rustc: $(rustc --version)"
-    echo "config: MODE=$MODE ROUNDS=$ROUNDS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNECTIONS=$CONNECTIONS TOKENS=$TOKENS N=$N servers on cpu $SERVER_CPU (1 worker), wrk -t1 on cpu $CLIENT_CPU"
+    echo "config: MODE=$MODE PERF=$PERF ROUNDS=$ROUNDS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNECTIONS=$CONNECTIONS TOKENS=$TOKENS N=$N servers on cpu $SERVER_CPU (1 worker), wrk -t1 on cpu $CLIENT_CPU"
     echo "loadavg before: $(cat /proc/loadavg)"
 } | tee "$OUT/env.txt"
 
@@ -224,8 +240,26 @@ for s in "${SERVERS[@]}"; do
     echo "warm-up $s: $(field "$OUT/warmup-$s.txt" rps) req/s, upstream calls $(($(me_calls) - c0))"
 done | tee -a "$OUT/env.txt"
 
+# perf_start SERVER FILE / perf_stop: count the server's hardware events
+perf_start() {
+    PERF_PID=
+    [ "$PERF" = 1 ] || return 0
+    perf stat -x, -o "$2" -e "$PERF_EVENTS" -p "${PID[$1]}" &
+    PERF_PID=$!
+}
+perf_stop() {
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID"
+    wait "$PERF_PID" || true
+}
+per_request() { # per_request FILE EVENT REQUESTS: the event's count / requests, or -
+    [ "$PERF" = 1 ] || { echo -; return; }
+    awk -F, -v e="$2" -v n="$3" '$3 == e && $1 ~ /^[0-9]+$/ { printf "%.0f", $1 / n; found = 1 }
+        END { if (!found) print "-" }' "$1"
+}
+
 RESULTS=$OUT/results.tsv
-printf 'round\tserver\trequests\trps\tp50_us\tp99_us\tnon2xx\tsocket_errors\tcpu_s\tcpu_us_per_req\tupstream_calls\n' >"$RESULTS"
+printf 'round\tserver\trequests\trps\tp50_us\tp99_us\tnon2xx\tsocket_errors\tcpu_s\tcpu_us_per_req\tupstream_calls\tcycles_per_req\tinstructions_per_req\tcache_misses_per_req\tl1d_misses_per_req\n' >"$RESULTS"
 invalid=0
 for r in $(seq 1 "$ROUNDS"); do
     order=("${SERVERS[@]}")
@@ -237,7 +271,9 @@ for r in $(seq 1 "$ROUNDS"); do
         f=$OUT/round$r-$s.txt
         c0=$(me_calls)
         t0=$(cpu_ticks "${PID[$s]}")
+        perf_start "$s" "$f.perf"
         run_wrk "$s" "$DURATION" "$f"
+        perf_stop
         t1=$(cpu_ticks "${PID[$s]}")
         calls=$(($(me_calls) - c0))
         n=$(field "$f" requests)
@@ -248,9 +284,13 @@ for r in $(seq 1 "$ROUNDS"); do
         fi
         awk -v OFS='\t' -v r="$r" -v s="$s" -v n="$n" -v rps="$(field "$f" rps)" \
             -v p50="$(field "$f" p50_us)" -v p99="$(field "$f" p99_us)" -v bad="$bad" \
-            -v errors="$errors" -v ticks=$((t1 - t0)) -v clk="$CLK" -v calls="$calls" 'BEGIN {
+            -v errors="$errors" -v ticks=$((t1 - t0)) -v clk="$CLK" -v calls="$calls" \
+            -v cyc="$(per_request "$f.perf" cycles "$n")" -v ins="$(per_request "$f.perf" instructions "$n")" \
+            -v cm="$(per_request "$f.perf" cache-misses "$n")" \
+            -v l1="$(per_request "$f.perf" L1-dcache-load-misses "$n")" 'BEGIN {
             cpu = ticks / clk
-            print r, s, n, rps, p50, p99, bad, errors, sprintf("%.2f", cpu), sprintf("%.3f", cpu * 1e6 / n), calls }' |
+            print r, s, n, rps, p50, p99, bad, errors, sprintf("%.2f", cpu), sprintf("%.3f", cpu * 1e6 / n), calls,
+                cyc, ins, cm, l1 }' |
             tee -a "$RESULTS" >&2
         sleep 1
     done
@@ -279,6 +319,21 @@ pairs() { # pairs A B COLUMN: A/B per round, in round order
         printf '| %s/%s | **%s** | %s | %s |\n' "$1" "$2" "$(pairs "$1" "$2" 4 | median)" \
             "$(pairs "$1" "$2" 10 | median)" "$(pairs "$1" "$2" 4 | paste -sd' ')"
     done
+    if [ "$PERF" = 1 ]; then
+        echo
+        echo "| per request (perf stat, median) | cycles | instructions | cache misses | L1d load misses |"
+        echo "|---|---:|---:|---:|---:|"
+        for s in "${SERVERS[@]}"; do
+            printf '| %s | %s | %s | %s | %s |\n' "$s" "$(col "$s" 12 | median)" "$(col "$s" 13 | median)" \
+                "$(col "$s" 14 | median)" "$(col "$s" 15 | median)"
+        done
+        for pair in "crate bare" "crate peer"; do
+            set -- $pair
+            printf '| %s/%s, median of per-round pairs | %s | %s | %s | %s |\n' "$1" "$2" \
+                "$(pairs "$1" "$2" 12 | median)" "$(pairs "$1" "$2" 13 | median)" \
+                "$(pairs "$1" "$2" 14 | median)" "$(pairs "$1" "$2" 15 | median)"
+        done
+    fi
     echo
     echo "targets (issue 12): crate/bare req/s >= 0.95, crate/peer req/s >= 1.15, crate/bare CPU per request <= 1.06;"
     echo "peer-copy/peer is the A/A control (the same binary): its distance from 1.000 is this run's noise."
