@@ -22,6 +22,7 @@
 #   ROUNDS=11 DURATION=10 CONNECTIONS=64 TOKENS=1000 scripts/e2e.sh
 #   OUT=docs/bench/e2e-run1 scripts/e2e.sh        # keep the raw outputs there
 #   PERF=1 scripts/e2e.sh                         # + hardware counters per request
+#   PERF=record ROUNDS=1 scripts/e2e.sh           # + where each server's cycles go
 #   MODE=callgrind scripts/e2e.sh                 # instructions per request
 #   MODE=callgrind N=2000 ROUNDS=3 KEEP=/tmp/cg scripts/e2e.sh
 #
@@ -30,6 +31,10 @@
 # load misses (user and kernel, all threads), per request completed: native
 # instruction counts (SHA-NI included), and whether a gap is work or waiting
 # on memory. Needs hardware counters (`perf stat -e instructions true`).
+# PERF=record samples each server's cycles instead (`perf record -p`, user
+# and kernel) over every measured run, keeps the samples in OUT, and prints
+# each server's top functions in round 1 (`perf report`): native cost by
+# function, which callgrind cannot give for SHA-NI or the kernel.
 #
 # MODE=callgrind runs bare, peer and crate under valgrind's callgrind, then
 # per round and server zeroes the counters, sends N requests with one cached
@@ -54,7 +59,7 @@ WARMUP=${WARMUP:-3}             # seconds of wrk per server before measuring
 CONNECTIONS=${CONNECTIONS:-64}
 TOKENS=${TOKENS:-1000}          # distinct tokens, sent round robin (all cached)
 N=${N:-2000}                    # callgrind: requests per batch
-PERF=${PERF:-0}                 # 1: hardware counters per request (perf stat)
+PERF=${PERF:-0}                 # 1: hardware counters per request (perf stat); record: samples
 PERF_EVENTS=cycles,instructions,cache-misses,L1-dcache-load-misses
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -69,7 +74,7 @@ CLK=$(getconf CLK_TCK)
 
 ensure wrk wrk
 [ "$MODE" = callgrind ] && ensure valgrind valgrind
-if [ "$PERF" = 1 ]; then
+if [ "$PERF" != 0 ]; then
     ensure perf linux-perf
     if ! perf stat -x, -e "$PERF_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,instructions'; then
         echo "PERF=1: this machine's perf cannot count hardware events" >&2
@@ -243,8 +248,11 @@ done | tee -a "$OUT/env.txt"
 # perf_start SERVER FILE / perf_stop: count the server's hardware events
 perf_start() {
     PERF_PID=
-    [ "$PERF" = 1 ] || return 0
-    perf stat -x, -o "$2" -e "$PERF_EVENTS" -p "${PID[$1]}" &
+    case $PERF in
+        1) perf stat -x, -o "$2" -e "$PERF_EVENTS" -p "${PID[$1]}" & ;;
+        record) perf record -q -F 1999 -o "$2.data" -p "${PID[$1]}" 2>/dev/null & ;;
+        *) return 0 ;;
+    esac
     PERF_PID=$!
 }
 perf_stop() {
@@ -319,6 +327,14 @@ pairs() { # pairs A B COLUMN: A/B per round, in round order
         printf '| %s/%s | **%s** | %s | %s |\n' "$1" "$2" "$(pairs "$1" "$2" 4 | median)" \
             "$(pairs "$1" "$2" 10 | median)" "$(pairs "$1" "$2" 4 | paste -sd' ')"
     done
+    if [ "$PERF" = record ]; then
+        for s in "${SERVERS[@]}"; do
+            echo
+            echo "$s, round 1: share of the server's cycles by function (perf report, top 25)"
+            perf report -i "$OUT/round1-$s.txt.perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -25
+        done
+    fi
     if [ "$PERF" = 1 ]; then
         echo
         echo "| per request (perf stat, median) | cycles | instructions | cache misses | L1d load misses |"
