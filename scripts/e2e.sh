@@ -33,8 +33,9 @@
 # on memory. Needs hardware counters (`perf stat -e instructions true`).
 # PERF=record samples each server's cycles instead (`perf record -p`, user
 # and kernel) over every measured run, keeps the samples in OUT, and prints
-# each server's top functions in round 1 (`perf report`): native cost by
-# function, which callgrind cannot give for SHA-NI or the kernel.
+# each server's cycles per request by DSO and by function in round 1
+# (scripts/perf-by-function.sh): native cost, which callgrind cannot give
+# for SHA-NI or the kernel. Keep OUT to look again.
 #
 # MODE=callgrind runs bare, peer and crate under valgrind's callgrind, then
 # per round and server zeroes the counters, sends N requests with one cached
@@ -328,12 +329,8 @@ pairs() { # pairs A B COLUMN: A/B per round, in round order
             "$(pairs "$1" "$2" 10 | median)" "$(pairs "$1" "$2" 4 | paste -sd' ')"
     done
     if [ "$PERF" = record ]; then
-        for s in "${SERVERS[@]}"; do
-            echo
-            echo "$s, round 1: share of the server's cycles by function (perf report, top 25)"
-            perf report -i "$OUT/round1-$s.txt.perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-                grep -v '^#' | grep -v '^$' | head -25
-        done
+        echo
+        scripts/perf-by-function.sh "$OUT" 1 30
     fi
     if [ "$PERF" = 1 ]; then
         echo
