@@ -35,7 +35,8 @@
 # and kernel) over every measured run, keeps the samples in OUT, and prints
 # each server's cycles per request by DSO and by function in round 1
 # (scripts/perf-by-function.sh): native cost, which callgrind cannot give
-# for SHA-NI or the kernel. Keep OUT to look again.
+# for SHA-NI or the kernel. Keep OUT to look again. PERF_RECORD_EVENT=
+# instructions samples instructions instead of cycles.
 #
 # MODE=callgrind runs bare, peer and crate under valgrind's callgrind, then
 # per round and server zeroes the counters, sends N requests with one cached
@@ -251,7 +252,7 @@ perf_start() {
     PERF_PID=
     case $PERF in
         1) perf stat -x, -o "$2" -e "$PERF_EVENTS" -p "${PID[$1]}" & ;;
-        record) perf record -q -F 1999 -o "$2.data" -p "${PID[$1]}" 2>/dev/null & ;;
+        record) perf record -q -e "${PERF_RECORD_EVENT:-cycles}" -F 1999 -o "$2.data" -p "${PID[$1]}" 2>/dev/null & ;;
         *) return 0 ;;
     esac
     PERF_PID=$!
