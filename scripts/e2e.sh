@@ -76,10 +76,14 @@ CLK=$(getconf CLK_TCK)
 
 ensure wrk wrk
 [ "$MODE" = callgrind ] && ensure valgrind valgrind
+case $PERF in
+    0 | 1 | record) ;;
+    *) echo "PERF must be 0, 1 or record" >&2; exit 2 ;;
+esac
 if [ "$PERF" != 0 ]; then
     ensure perf linux-perf
-    if ! perf stat -x, -e "$PERF_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,instructions'; then
-        echo "PERF=1: this machine's perf cannot count hardware events" >&2
+    if ! perf stat -x, -e "$PERF_EVENTS" true 2>&1 >/dev/null | grep -Eq '^[0-9]+,,instructions(:u)?,'; then
+        echo "PERF=$PERF: this machine's perf cannot count hardware events" >&2
         exit 2
     fi
 fi
@@ -264,7 +268,7 @@ perf_stop() {
 }
 per_request() { # per_request FILE EVENT REQUESTS: the event's count / requests, or -
     [ "$PERF" = 1 ] || { echo -; return; }
-    awk -F, -v e="$2" -v n="$3" '$3 == e && $1 ~ /^[0-9]+$/ { printf "%.0f", $1 / n; found = 1 }
+    awk -F, -v e="$2" -v n="$3" '($3 == e || $3 == e ":u") && $1 ~ /^[0-9]+$/ { printf "%.0f", $1 / n; found = 1 }
         END { if (!found) print "-" }' "$1"
 }
 
