@@ -11,16 +11,17 @@ set -euo pipefail
 OUT=${1:?usage: perf-by-function.sh OUT [ROUND] [TOP]}
 ROUND=${2:-1}
 TOP=${3:-30}
+# per EVENTS REQUESTS: perf report's "share% name" lines as count per request
+per() { awk -v c="$1" -v n="$2" '{ p = $1; sub("%", "", p); $1 = ""; printf "%8.0f %s\n", p / 100 * c / n, $0 }'; }
 for data in "$OUT"/round"$ROUND"-*.txt.perf.data; do
     server=${data#"$OUT/round$ROUND-"}
     server=${server%.txt.perf.data}
     requests=$(awk -F'\t' -v r="$ROUND" -v s="$server" '$1 == r && $2 == s { print $3 }' "$OUT/results.tsv")
     cycles=$(perf report -i "$data" --stdio 2>/dev/null | sed -n 's/.*Event count (approx.): *\([0-9]*\).*/\1/p' | head -1)
     [ -n "$requests" ] && [ -n "$cycles" ] || { echo "$data: no requests or no samples" >&2; continue; }
-    per() { awk -v c="$cycles" -v n="$requests" '{ p = $1; sub("%", "", p); $1 = ""; printf "%8.0f %s\n", p / 100 * c / n, $0 }'; }
     echo "== $server, round $ROUND: $((cycles / requests)) cycles per request"
-    perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -4 | per
+    perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -4 | per "$cycles" "$requests"
     echo "   top functions (server binary and libc), cycles per request:"
     perf report -i "$data" --no-children --dsos bench_server,libc.so.6 --sort symbol --stdio 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -"$TOP" | per | cut -c1-160
+        grep -v '^#' | grep -v '^$' | head -"$TOP" | per "$cycles" "$requests" | cut -c1-160
 done
