@@ -111,6 +111,7 @@ mod index;
 #[doc(hidden)]
 pub mod policy;
 mod sketch;
+mod trial;
 
 /// Verified accounts kept. Default is 10,000.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -548,10 +549,17 @@ impl CachedVerifier {
             let n = total / shards + usize::from(i < total % shards);
             NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
         };
+        // With too few shards for a control group, each climbs alone.
+        let trial = (shards >= 4).then(|| Arc::new(trial::AgingTrial::new(shards)));
         let shards_vec = (0..shards)
             .map(|i| {
+                let capacity = per_shard(config.capacity, i).get();
+                let positive = match &trial {
+                    Some(t) => Policy::with_trial(capacity, Arc::clone(t), i),
+                    None => Policy::new(capacity),
+                };
                 Padded(Mutex::new(Shard {
-                    positive: Policy::new(per_shard(config.capacity, i).get()),
+                    positive,
                     negative: LruCache::new(per_shard(config.negative_capacity, i)),
                     by_account: AccountIndex::default(),
                     flights: HashMap::new(),

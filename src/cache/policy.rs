@@ -71,10 +71,12 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use lru::LruCache;
 
 use super::sketch::{FrequencySketch, SAMPLE_PER_ENTRY};
+use super::trial::AgingTrial;
 
 /// A key: the SHA-256 of a token (`crate::cache::TokenHash`).
 pub type Key = [u8; 32];
@@ -241,6 +243,10 @@ struct Climber {
     aging: f64,
     /// The direction of the aging period's next move (+1 longer, -1 shorter).
     aging_dir: f64,
+    /// The aging period of the last sample judged, under a trial: a sample
+    /// run at another period judges nothing (its hit rate moved with the
+    /// period, not with the window).
+    judged_at: Option<f64>,
 }
 
 /// W-TinyLFU over [`Key`]s with values `V`; see the module documentation.
@@ -274,6 +280,9 @@ pub struct Policy<V> {
     /// The largest length of each segment (window, probation, protected)
     /// since its map was last trimmed.
     peaks: [usize; 3],
+    /// The cache's trial of the aging period and this shard's index in it;
+    /// without one, the climber moves the period itself.
+    trial: Option<(Arc<AgingTrial>, usize)>,
 }
 
 impl<V> fmt::Debug for Policy<V> {
@@ -318,14 +327,25 @@ impl<V> Policy<V> {
                 aging_turn: false,
                 aging: SAMPLE_PER_ENTRY as f64,
                 aging_dir: 1.0,
+                judged_at: None,
             },
             rng: 0x9E37_79B9_7F4A_7C15 ^ capacity as u64,
             admitted: 0,
             rejected: 0,
             evictions: 0,
             peaks: [0; 3],
+            trial: None,
         };
         policy.set_window(window);
+        policy
+    }
+
+    /// A policy for shard `shard` of a cache whose shards run `trial`,
+    /// which chooses the aging period instead of the climber.
+    pub(crate) fn with_trial(capacity: usize, trial: Arc<AgingTrial>, shard: usize) -> Self {
+        let mut policy = Self::new(capacity);
+        policy.set_aging(trial.start());
+        policy.trial = Some((trial, shard));
         policy
     }
 
@@ -556,12 +576,28 @@ impl<V> Policy<V> {
         }
         let rate = c.hits as f64 / requests as f64;
         let change = rate - c.previous;
-        c.previous = rate;
         c.hits = 0;
         c.misses = 0;
+        let trial = self.trial.is_some();
+        if let Some((trial, shard)) = &self.trial {
+            // The trial chooses the next period. A sample run at another
+            // period than the last one judged is left out of the window's
+            // climb: the comparison waits for two samples at one period.
+            let ran = c.aging;
+            let next = trial.report(*shard, rate);
+            let comparable = c.judged_at == Some(ran);
+            c.judged_at = Some(ran);
+            self.set_aging(next);
+            if !comparable {
+                return;
+            }
+        }
+        let c = &mut self.climber;
+        c.previous = rate;
         if c.aging_turn {
             // The sample judged the aging period's last move: keep its
             // direction if the hit rate rose, else turn; the window moves.
+            // (Under a trial, the sample judges nothing; the window moves.)
             if change < 0.0 {
                 c.aging_dir = -c.aging_dir;
             }
@@ -576,23 +612,30 @@ impl<V> Policy<V> {
         } else {
             // The sample judged the window's last move: the same rule, the
             // step decaying (or starting again if the traffic changed);
-            // the aging period moves.
+            // the aging period moves (unless a trial chooses it).
             let judged = if change >= 0.0 { c.step } else { -c.step };
             c.step = if change.abs() >= RESTART_THRESHOLD {
                 (STEP_PERCENT * self.capacity as f64).copysign(judged)
             } else {
                 STEP_DECAY * judged
             };
-            c.aging = if c.aging_dir > 0.0 {
-                c.aging * AGING_STEP
-            } else {
-                c.aging / AGING_STEP
-            }
-            .clamp(AGING_MIN, AGING_MAX);
             c.aging_turn = true;
-            let sample = (c.aging * self.capacity as f64) as u64;
-            self.sketch.set_sample_size(sample);
+            if !trial {
+                let aging = if c.aging_dir > 0.0 {
+                    c.aging * AGING_STEP
+                } else {
+                    c.aging / AGING_STEP
+                };
+                self.set_aging(aging.clamp(AGING_MIN, AGING_MAX));
+            }
         }
+    }
+
+    /// Sets the sketch's aging period, in sightings per cached entry.
+    fn set_aging(&mut self, aging: f64) {
+        self.climber.aging = aging;
+        self.sketch
+            .set_sample_size((aging * self.capacity as f64) as u64);
     }
 
     /// Pushes one entry out of a policy holding one more than its
