@@ -22,7 +22,10 @@
 //! or a burst of one-time tokens cannot wash out the accounts in steady
 //! use; the window's share of the capacity follows the traffic by hill
 //! climbing (more recency when popularity shifts, more frequency when it
-//! holds), and so does how long the sketch remembers. On the simulator's
+//! holds). How long the sketch remembers is chosen by a trial run across
+//! the shards (most run the current aging period, a few a neighbouring one,
+//! and the cache moves when the neighbour does measurably better;
+//! `cache/trial.rs`). On the simulator's
 //! traces this gets up to 11 points more hits than the plain LRU the cache
 //! had before, and no fewer than a hand-built
 //! [moka](https://crates.io/crates/moka) cache (within half a point) on 49

@@ -43,12 +43,19 @@
 //!   when the hit rate moves by 5 points or more (the traffic changed).
 //!   Entries move between the window and main a few per insertion, never
 //!   more, so every operation stays O(1).
-//! * The **aging period adapts** the same way, on alternate samples (each
-//!   sample judges the one move made before it): 4 × capacity at first,
+//! * The **aging period adapts**. In a cache of four shards or more, a
+//!   trial across the shards chooses it (`trial.rs`): most shards run the
+//!   current period, a few a neighbouring one on the ladder 1.25 ×, 2.5 ×,
+//!   5 ×, 10 × capacity, and every shard moves when the neighbour does
+//!   measurably better; a sample run at another period than the one
+//!   before judges nothing about the window. A policy alone climbs the
+//!   period itself, on alternate samples with the window (each sample
+//!   judges the one move made before it): 4 × capacity at first,
 //!   multiplied or divided by 1.25 per move, between 1.25 × and 10 ×. A
 //!   long period remembers stationary popularity better (Zipf traces gain
 //!   up to 0.8 point at 10 ×); a short one forgets a ranking that moved
-//!   (shifting popularity loses 2 to 5 points at 10 ×).
+//!   (shifting popularity loses 2 to 5 points at 10 ×) and keeps a loop
+//!   larger than the cache in place.
 //!
 //! Where this departs from Caffeine, the simulator (`examples/hitrate.rs`,
 //! BENCHMARKS.md) decided: a climbed aging period instead of a fixed 10 ×
@@ -213,8 +220,8 @@ pub struct PolicyStats {
     pub window_adjustments: u64,
     /// Times the frequency sketch was aged (counters halved).
     pub sketch_resets: u64,
-    /// Sightings between two agings of the sketch now (moved by the hill
-    /// climber between 1.25 × and 10 × the capacity).
+    /// Sightings between two agings of the sketch now (between 1.25 × and
+    /// 10 × the capacity, as the climber or the cache's trial chose).
     pub aging_period: u64,
     /// Heap bytes of the frequency sketch (counters and doorkeeper).
     pub sketch_bytes: usize,
