@@ -605,7 +605,7 @@ impl<V> Policy<V> {
             // The sample judged the aging period's last move: keep its
             // direction if the hit rate rose, else turn; the window moves.
             // (Under a trial, the sample judges nothing; the window moves.)
-            if change < 0.0 {
+            if !trial && change < 0.0 {
                 c.aging_dir = -c.aging_dir;
             }
             c.aging_turn = false;
