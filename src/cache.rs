@@ -352,6 +352,12 @@ pub struct CacheStats {
     /// moves it by hill climbing: larger when recency pays, smaller when
     /// frequency does.
     pub window_size: u64,
+    /// How long the frequency sketch remembers now: the sightings between
+    /// two of its agings (counters halved), all shards summed. Between
+    /// 1.25 × and 10 × the capacity, as the cache's trial of the period
+    /// (or, with fewer than four shards, each shard's climber) chose: short
+    /// when popularity shifts or a loop runs, long when it holds.
+    pub aging_period: u64,
     /// The shared tier's counters, when there is one.
     pub shared: Option<SharedStats>,
 }
@@ -672,6 +678,7 @@ impl CachedVerifier {
             s.admitted += p.admitted;
             s.rejected += p.rejected;
             s.window_size += p.window_max as u64;
+            s.aging_period += p.aging_period;
             s.negative_entries += shard.negative.len() as u64;
         }
         s.in_flight = self.inner.in_flight.load(Ordering::Acquire) as u64;
@@ -1942,6 +1949,7 @@ mod tests {
             }
         }
         let after = periods(&c);
+        assert_eq!(c.stats().aging_period as f64, after.iter().sum::<f64>());
         assert!(before.iter().all(|&p| p == 500.0), "{before:?}");
         let ladder = [125.0, 250.0, 500.0, 1000.0];
         assert!(after.iter().all(|p| ladder.contains(p)), "{after:?}");

@@ -46,6 +46,7 @@
 //! | `accountkit_cache_admitted_total` | counter | accounts moved from the admission window into the main space |
 //! | `accountkit_cache_rejected_total` | counter | accounts that lost the admission contest and left the cache |
 //! | `accountkit_cache_window_size` | gauge | the admission window's current size, in entries (moved by hill climbing) |
+//! | `accountkit_cache_aging_period` | gauge | how long the frequency sketch remembers: sightings between two of its agings, all shards (chosen by a trial across shards) |
 //! | `accountkit_cache_entries` | gauge | verified accounts held |
 //! | `accountkit_cache_negative_entries` | gauge | refusals held |
 //! | `accountkit_upstream_calls_total` | counter | token verifications made at Account Kit |
@@ -263,6 +264,12 @@ impl Collector for MetricsCollector {
             "accountkit_cache_window_size",
             "The admission window's current size in entries (all shards), moved by hill climbing.",
             s.window_size,
+        )?;
+        gauge(
+            e,
+            "accountkit_cache_aging_period",
+            "Sightings between two agings of the frequency sketch (all shards), chosen by trial or hill climbing.",
+            s.aging_period,
         )?;
         gauge(
             e,

@@ -299,4 +299,9 @@ async fn policy_counters_are_exported() {
     assert_eq!(value(&s, "accountkit_cache_too_old_total"), 1);
     assert_eq!(value(&s, "accountkit_cache_window_size"), stats.window_size);
     assert!(stats.window_size >= 1 && stats.window_size < 4, "{stats:?}");
+    assert_eq!(
+        value(&s, "accountkit_cache_aging_period"),
+        stats.aging_period
+    );
+    assert!(stats.aging_period > 0, "{stats:?}");
 }
