@@ -1953,6 +1953,7 @@ mod tests {
         assert!(before.iter().all(|&p| p == 500.0), "{before:?}");
         let ladder = [125.0, 250.0, 500.0, 1000.0];
         assert!(after.iter().all(|p| ladder.contains(p)), "{after:?}");
+        // All but the probing shards (at most a quarter) run the control.
         let shorter = after.iter().filter(|&&p| p < 500.0).count();
         assert!(shorter >= 12, "{after:?}");
     }

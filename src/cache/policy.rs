@@ -58,7 +58,7 @@
 //!   larger than the cache in place.
 //!
 //! Where this departs from Caffeine, the simulator (`examples/hitrate.rs`,
-//! BENCHMARKS.md) decided: a climbed aging period instead of a fixed 10 ×
+//! BENCHMARKS.md) decided: an adapted aging period instead of a fixed 10 ×
 //! and the victim's cost of a win (the shifting-popularity trace), samples
 //! of 5 × capacity and steps of 1.5 % instead of 10 × and 6.25 % (the climb must settle within a few hundred
 //! thousand requests, and smaller steps wander less on noise), and the
@@ -250,9 +250,9 @@ struct Climber {
     aging: f64,
     /// The direction of the aging period's next move (+1 longer, -1 shorter).
     aging_dir: f64,
-    /// The aging period of the last sample judged, under a trial: a sample
-    /// run at another period judges nothing (its hit rate moved with the
-    /// period, not with the window).
+    /// Under a trial, the aging period the last sample ran at: a sample run
+    /// at another period than the one before it judges nothing (its hit
+    /// rate moved with the period, not with the window).
     judged_at: Option<f64>,
 }
 
@@ -585,10 +585,10 @@ impl<V> Policy<V> {
         let change = rate - c.previous;
         c.hits = 0;
         c.misses = 0;
-        let trial = self.trial.is_some();
+        let under_trial = self.trial.is_some();
         if let Some((trial, shard)) = &self.trial {
             // The trial chooses the next period. A sample run at another
-            // period than the last one judged is left out of the window's
+            // period than the sample before it is left out of the window's
             // climb: the comparison waits for two samples at one period.
             let ran = c.aging;
             let next = trial.report(*shard, rate);
@@ -605,7 +605,7 @@ impl<V> Policy<V> {
             // The sample judged the aging period's last move: keep its
             // direction if the hit rate rose, else turn; the window moves.
             // (Under a trial, the sample judges nothing; the window moves.)
-            if !trial && change < 0.0 {
+            if !under_trial && change < 0.0 {
                 c.aging_dir = -c.aging_dir;
             }
             c.aging_turn = false;
@@ -627,7 +627,7 @@ impl<V> Policy<V> {
                 STEP_DECAY * judged
             };
             c.aging_turn = true;
-            if !trial {
+            if !under_trial {
                 let aging = if c.aging_dir > 0.0 {
                     c.aging * AGING_STEP
                 } else {
