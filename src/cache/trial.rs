@@ -94,8 +94,7 @@ struct State {
     current: usize,
     /// The probe's period.
     probe: usize,
-    /// Shards at the probe now, and the most at once.
-    probing: usize,
+    /// The most shards at the probe at once.
     max_probing: usize,
     /// This trial's evidence: the probe's gains (a shard's change going to
     /// the probe, and its change coming back with the sign turned) and the
@@ -129,7 +128,6 @@ impl AgingTrial {
                 shards: vec![record; shards],
                 current: START,
                 probe: START - 1,
-                probing: 0,
                 max_probing: (shards / 4).max(1),
                 gains: Moments::default(),
                 control: Moments::default(),
@@ -172,9 +170,6 @@ impl AgingTrial {
                 s.gains.add(-change);
             }
         }
-        if ran == s.probe {
-            s.probing = s.probing.saturating_sub(1);
-        }
         if s.gains.n >= EVIDENCE && s.control.n >= 2 {
             s.conclude();
         }
@@ -183,12 +178,17 @@ impl AgingTrial {
         // probe runs the control.
         let pausing = s.pause > 0;
         s.pause = s.pause.saturating_sub(1);
+        let others_probing = s
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|&(i, r)| i != shard && r.level == s.probe)
+            .count();
         let next = if !pausing
             && ran == s.current
             && rec.last_level == s.current
-            && s.probing < s.max_probing
+            && others_probing < s.max_probing
         {
-            s.probing += 1;
             s.probe
         } else {
             s.current
@@ -228,7 +228,6 @@ impl State {
         }
         self.gains = Moments::default();
         self.control = Moments::default();
-        self.probing = self.shards.iter().filter(|r| r.level == self.probe).count();
     }
 }
 
