@@ -20,12 +20,12 @@
 //! space (a segmented LRU) only if a compact frequency sketch says it was
 //! seen more often lately than the entry it would replace, so that a scan
 //! or a burst of one-time tokens cannot wash out the accounts in steady
-//! use; the window's share of the capacity follows the traffic by hill
-//! climbing (more recency when popularity shifts, more frequency when it
-//! holds). How long the sketch remembers is chosen by a trial run across
-//! the shards (most run the current aging period, a few a neighbouring one,
-//! and the cache moves when the neighbour does measurably better;
-//! `cache/trial.rs`). On the simulator's
+//! use. The window's share of the capacity (more recency when popularity
+//! shifts, more frequency when it holds) and how long the sketch
+//! remembers are chosen by a trial run across the shards: most run the
+//! current settings, a few a neighbouring one, and the cache moves when
+//! the neighbour does measurably better (`cache/trial.rs`; a cache of
+//! fewer than four shards climbs them in each shard). On the simulator's
 //! traces this gets up to 11 points more hits than the plain LRU the cache
 //! had before, and no fewer than a hand-built
 //! [moka](https://crates.io/crates/moka) cache (within half a point) on
@@ -348,14 +348,15 @@ pub struct CacheStats {
     /// replaced) and left the cache (counted in `evictions` too).
     pub rejected: u64,
     /// The admission window's current size (entries, all shards): the
-    /// share of the capacity run as a plain LRU for new entries. The cache
-    /// moves it by hill climbing: larger when recency pays, smaller when
+    /// share of the capacity run as a plain LRU for new entries. The cache's
+    /// trial across its shards (or, with fewer than four shards, each
+    /// shard's climber) moves it: larger when recency pays, smaller when
     /// frequency does.
     pub window_size: u64,
     /// How long the frequency sketch remembers now: the sightings between
     /// two of its agings (counters halved), all shards summed. Between
-    /// 1.25 × and 10 × the capacity, as the cache's trial of the period
-    /// (or, with fewer than four shards, each shard's climber) chose: short
+    /// 1.25 × and 10 × the capacity, as the cache's trial (or, with fewer
+    /// than four shards, each shard's climber) chose: short
     /// when popularity shifts or a loop runs, long when it holds.
     pub aging_period: u64,
     /// The shared tier's counters, when there is one.
@@ -559,7 +560,8 @@ impl CachedVerifier {
             NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
         };
         // With too few shards for a control group, each climbs alone.
-        let trial = (shards >= 4).then(|| Arc::new(trial::AgingTrial::new(shards)));
+        let trial =
+            (shards >= 4).then(|| Arc::new(trial::Trial::new(shards, config.capacity / shards)));
         let shards_vec = (0..shards)
             .map(|i| {
                 let capacity = per_shard(config.capacity, i).get();
@@ -1915,12 +1917,13 @@ mod tests {
         );
     }
 
-    /// The shards of a cache run the aging period the trial across them
+    /// The shards of a cache run the settings the trial across them
     /// chooses: on a loop larger than the cache (which wants a short
-    /// memory) they leave the 5 × start for a shorter period together,
-    /// and every shard's period stays on the trial's ladder.
+    /// memory) they leave the 5 × start for a shorter aging period
+    /// together, and every shard's period and window stay on the trial's
+    /// ladders.
     #[tokio::test]
-    async fn the_shards_run_the_aging_period_their_trial_chooses() {
+    async fn the_shards_run_the_settings_their_trial_chooses() {
         let config = CacheConfig::builder()
             .capacity(1600)
             .shards(16)
@@ -1937,6 +1940,13 @@ mod tests {
                     let p = s.0.lock().positive.stats();
                     p.aging_period as f64
                 })
+                .collect()
+        };
+        let windows = |c: &CachedVerifier| -> Vec<usize> {
+            c.inner
+                .shards
+                .iter()
+                .map(|s| s.0.lock().positive.stats().window_max)
                 .collect()
         };
         let before = periods(&c);
@@ -1956,5 +1966,12 @@ mod tests {
         // All but the probing shards (at most a quarter) run the control.
         let shorter = after.iter().filter(|&&p| p < 500.0).count();
         assert!(shorter >= 12, "{after:?}");
+        // Shards of 100 entries try windows of 1 to 16 entries (16 %).
+        let sizes = windows(&c);
+        assert!(
+            sizes.iter().all(|w| [1, 2, 4, 8, 16].contains(w)),
+            "{sizes:?}"
+        );
+        assert_eq!(c.stats().window_size, sizes.iter().sum::<usize>() as u64);
     }
 }

@@ -45,7 +45,7 @@
 //! | `accountkit_cache_too_old_total` | counter | lookups of a route with a max age that found an older account and verified it again |
 //! | `accountkit_cache_admitted_total` | counter | accounts moved from the admission window into the main space |
 //! | `accountkit_cache_rejected_total` | counter | accounts that lost the admission contest and left the cache |
-//! | `accountkit_cache_window_size` | gauge | the admission window's current size, in entries (moved by hill climbing) |
+//! | `accountkit_cache_window_size` | gauge | the admission window's current size, in entries, all shards (chosen by a trial across shards) |
 //! | `accountkit_cache_aging_period` | gauge | how long the frequency sketch remembers: sightings between two of its agings, all shards (chosen by a trial across shards) |
 //! | `accountkit_cache_entries` | gauge | verified accounts held |
 //! | `accountkit_cache_negative_entries` | gauge | refusals held |
@@ -262,7 +262,7 @@ impl Collector for MetricsCollector {
         gauge(
             e,
             "accountkit_cache_window_size",
-            "The admission window's current size in entries (all shards), moved by hill climbing.",
+            "The admission window's current size in entries (all shards), chosen by trial or hill climbing.",
             s.window_size,
         )?;
         gauge(

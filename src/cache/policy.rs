@@ -30,32 +30,33 @@
 //!   least recently used entry is demoted back to probation when it
 //!   overflows. Victims come from probation first.
 //! * The **frequency sketch** (count-min, 4-bit counters, a doorkeeper for
-//!   one-hit wonders, halved every 1.25 × to 10 × capacity sightings, as
-//!   the climber decides) records a hit and an insertion; see `sketch.rs`. A lookup that misses records
-//!   nothing, so a flood of bogus tokens, which the cache never inserts
-//!   here, neither evicts nor skews anything.
-//! * The **window size adapts** by hill climbing, as Caffeine does: every
-//!   5 × capacity requests (hits and insertions, once the cache was full)
-//!   the policy compares the sample's hit rate with the previous one and
-//!   moves the window by a step in the direction that improved it (a
-//!   bigger window favours recency, a smaller one frequency); the step
-//!   decays by 2 % a sample, and starts again at 1.5 % of the capacity
-//!   when the hit rate moves by 5 points or more (the traffic changed).
+//!   one-hit wonders, halved every 1.25 × to 10 × capacity sightings)
+//!   records a hit and an insertion; see `sketch.rs`. A lookup that misses
+//!   records nothing, so a flood of bogus tokens, which the cache never
+//!   inserts here, neither evicts nor skews anything.
+//! * The **window size and the aging period adapt** to the traffic. A
+//!   bigger window favours recency, a smaller one frequency; a long aging
+//!   period remembers stationary popularity better (Zipf traces gain up to
+//!   0.8 point at 10 ×), a short one forgets a ranking that moved
+//!   (shifting popularity loses 2 to 5 points at 10 ×) and keeps a loop
+//!   larger than the cache in place. Every 5 × capacity requests (hits and
+//!   insertions, once the cache was full) closes a sample, and:
+//!   * in a cache of four shards or more, the cache's **trial across its
+//!     shards** chooses both (`trial.rs`): most shards run the current
+//!     settings, a few a neighbouring aging period (1.25 ×, 2.5 ×, 5 ×,
+//!     10 × capacity) or window (powers of two, one entry to 16 % of the
+//!     capacity), and every shard moves when a neighbour does measurably
+//!     better;
+//!   * a policy alone **climbs** them itself, as Caffeine climbs the
+//!     window, on alternate samples (each sample judges the one move made
+//!     before it): it moves the window by a step in the direction that
+//!     improved the hit rate, the step decaying by 2 % a sample and
+//!     starting again at 1.5 % of the capacity when the hit rate moves by
+//!     5 points or more (the traffic changed); it multiplies or divides the
+//!     aging period by 1.25, from 4 × capacity, between 1.25 × and 10 ×.
+//!
 //!   Entries move between the window and main a few per insertion, never
 //!   more, so every operation stays O(1).
-//! * The **aging period adapts**. In a cache of four shards or more, a
-//!   trial across the shards chooses it (`trial.rs`): most shards run the
-//!   current period, a few a neighbouring one on the ladder 1.25 ×, 2.5 ×,
-//!   5 ×, 10 × capacity, and every shard moves when the neighbour does
-//!   measurably better; a sample run at another period than the one
-//!   before judges nothing about the window. A policy alone climbs the
-//!   period itself, on alternate samples with the window (each sample
-//!   judges the one move made before it): 4 × capacity at first,
-//!   multiplied or divided by 1.25 per move, between 1.25 × and 10 ×. A
-//!   long period remembers stationary popularity better (Zipf traces gain
-//!   up to 0.8 point at 10 ×); a short one forgets a ranking that moved
-//!   (shifting popularity loses 2 to 5 points at 10 ×) and keeps a loop
-//!   larger than the cache in place.
 //!
 //! Where this departs from Caffeine, the simulator (`examples/hitrate.rs`,
 //! BENCHMARKS.md) decided: an adapted aging period instead of a fixed 10 ×
@@ -83,7 +84,7 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use super::sketch::{FrequencySketch, SAMPLE_PER_ENTRY};
-use super::trial::AgingTrial;
+use super::trial::Trial;
 
 /// A key: the SHA-256 of a token (`crate::cache::TokenHash`).
 pub type Key = [u8; 32];
@@ -216,7 +217,7 @@ pub struct PolicyStats {
     pub probation_len: usize,
     /// Entries in protected now.
     pub protected_len: usize,
-    /// Window size changes made by the hill climber.
+    /// Window size changes (made by the hill climber, or the cache's trial).
     pub window_adjustments: u64,
     /// Times the frequency sketch was aged (counters halved).
     pub sketch_resets: u64,
@@ -227,7 +228,8 @@ pub struct PolicyStats {
     pub sketch_bytes: usize,
 }
 
-/// Hill climbing of the window size; see the module documentation.
+/// Hill climbing of the window size and the aging period, and the samples
+/// the cache's trial judges; see the module documentation.
 #[derive(Clone, Debug)]
 struct Climber {
     /// Requests per sample.
@@ -250,10 +252,6 @@ struct Climber {
     aging: f64,
     /// The direction of the aging period's next move (+1 longer, -1 shorter).
     aging_dir: f64,
-    /// Under a trial, the aging period the last sample ran at: a sample run
-    /// at another period than the one before it judges nothing (its hit
-    /// rate moved with the period, not with the window).
-    judged_at: Option<f64>,
 }
 
 /// W-TinyLFU over [`Key`]s with values `V`; see the module documentation.
@@ -287,9 +285,9 @@ pub struct Policy<V> {
     /// The largest length of each segment (window, probation, protected)
     /// since its map was last trimmed.
     peaks: [usize; 3],
-    /// The cache's trial of the aging period and this shard's index in it;
-    /// without one, the climber moves the period itself.
-    trial: Option<(Arc<AgingTrial>, usize)>,
+    /// The cache's trial of the window and the aging period and this
+    /// shard's index in it; without one, the climber moves both itself.
+    trial: Option<(Arc<Trial>, usize)>,
 }
 
 impl<V> fmt::Debug for Policy<V> {
@@ -334,7 +332,6 @@ impl<V> Policy<V> {
                 aging_turn: false,
                 aging: SAMPLE_PER_ENTRY as f64,
                 aging_dir: 1.0,
-                judged_at: None,
             },
             rng: 0x9E37_79B9_7F4A_7C15 ^ capacity as u64,
             admitted: 0,
@@ -348,10 +345,13 @@ impl<V> Policy<V> {
     }
 
     /// A policy for shard `shard` of a cache whose shards run `trial`,
-    /// which chooses the aging period instead of the climber.
-    pub(crate) fn with_trial(capacity: usize, trial: Arc<AgingTrial>, shard: usize) -> Self {
+    /// which chooses the window and the aging period instead of the
+    /// climber.
+    pub(crate) fn with_trial(capacity: usize, trial: Arc<Trial>, shard: usize) -> Self {
         let mut policy = Self::new(capacity);
-        policy.set_aging(trial.start());
+        let start = trial.start();
+        policy.set_aging(start.aging);
+        policy.set_window(start.window as f64);
         policy.trial = Some((trial, shard));
         policy
     }
@@ -573,8 +573,17 @@ impl<V> Policy<V> {
         self.protected_max = (main as f64 * PROTECTED_SHARE) as usize;
     }
 
+    /// Sets the window's target size, counting the change if there is one.
+    fn move_window(&mut self, window: f64) {
+        let before = self.window_max;
+        self.set_window(window);
+        if self.window_max != before {
+            self.climber.adjustments += 1;
+        }
+    }
+
     /// Closes the climber's sample when it is complete: moves the window
-    /// toward a better hit rate.
+    /// and the aging period toward a better hit rate, or takes the trial's.
     fn maybe_climb(&mut self) {
         let c = &mut self.climber;
         let requests = c.hits + c.misses;
@@ -585,41 +594,29 @@ impl<V> Policy<V> {
         let change = rate - c.previous;
         c.hits = 0;
         c.misses = 0;
-        let under_trial = self.trial.is_some();
         if let Some((trial, shard)) = &self.trial {
-            // The trial chooses the next period. A sample run at another
-            // period than the sample before it is left out of the window's
-            // climb: the comparison waits for two samples at one period.
-            let ran = c.aging;
+            // The cache's trial chooses both settings.
             let next = trial.report(*shard, rate);
-            let comparable = c.judged_at == Some(ran);
-            c.judged_at = Some(ran);
-            self.set_aging(next);
-            if !comparable {
-                return;
-            }
+            self.set_aging(next.aging);
+            self.move_window(next.window as f64);
+            return;
         }
         let c = &mut self.climber;
         c.previous = rate;
         if c.aging_turn {
             // The sample judged the aging period's last move: keep its
             // direction if the hit rate rose, else turn; the window moves.
-            // (Under a trial, the sample judges nothing; the window moves.)
-            if !under_trial && change < 0.0 {
+            if change < 0.0 {
                 c.aging_dir = -c.aging_dir;
             }
             c.aging_turn = false;
-            let before = self.window_max;
             let target = c.window + c.step;
             c.step *= STEP_DECAY;
-            self.set_window(target);
-            if self.window_max != before {
-                self.climber.adjustments += 1;
-            }
+            self.move_window(target);
         } else {
             // The sample judged the window's last move: the same rule, the
             // step decaying (or starting again if the traffic changed);
-            // the aging period moves (unless a trial chooses it).
+            // the aging period moves.
             let judged = if change >= 0.0 { c.step } else { -c.step };
             c.step = if change.abs() >= RESTART_THRESHOLD {
                 (STEP_PERCENT * self.capacity as f64).copysign(judged)
@@ -627,14 +624,12 @@ impl<V> Policy<V> {
                 STEP_DECAY * judged
             };
             c.aging_turn = true;
-            if !under_trial {
-                let aging = if c.aging_dir > 0.0 {
-                    c.aging * AGING_STEP
-                } else {
-                    c.aging / AGING_STEP
-                };
-                self.set_aging(aging.clamp(AGING_MIN, AGING_MAX));
-            }
+            let aging = if c.aging_dir > 0.0 {
+                c.aging * AGING_STEP
+            } else {
+                c.aging / AGING_STEP
+            };
+            self.set_aging(aging.clamp(AGING_MIN, AGING_MAX));
         }
     }
 

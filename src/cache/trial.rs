@@ -1,35 +1,43 @@
-//! The frequency sketch's aging period, chosen by a trial run across the
-//! cache's shards.
+//! The policy's two settings, the frequency sketch's aging period and the
+//! admission window's size, chosen by a trial run across the cache's
+//! shards.
 //!
-//! No aging period suits every traffic (BENCHMARKS.md): stationary Zipf
-//! wants a long memory (5 × to 10 × capacity), popularity that shifts and
-//! a loop larger than the cache want a short one (2.5 × and less). One
-//! policy alone can only try periods one after the other, so each judgment
-//! compares two different stretches of traffic: a change in the traffic,
-//! or the churn that follows an aging, reads as the period's doing, and a
-//! dip between two good periods cannot be crossed (a loop at 20 % of its
-//! length lost 3 points that way).
+//! No setting suits every traffic (BENCHMARKS.md). Stationary Zipf wants a
+//! long memory (5 × to 10 × capacity) and a small window; popularity that
+//! shifts wants a short memory and a window of 1 % to 8 % (the smaller the
+//! cache, the larger); a loop larger than the cache wants a short memory
+//! and the smallest window. One policy alone can only try settings one
+//! after the other, so each judgment compares two different stretches of
+//! traffic: a change in the traffic, or the churn that follows a move,
+//! reads as the setting's doing, and a dip between two good settings
+//! cannot be crossed. A window climbed that way by each shard ended at
+//! 2.3 % on shifting popularity at 20 %, where 1 % for every shard gets
+//! 1.2 points more.
 //!
 //! The shards of a cache see the same traffic at the same time, split by
-//! token hash. So the cache runs periods side by side:
+//! token hash. So the cache runs settings side by side:
 //!
-//! * Most shards run the current period (the **control**); up to a quarter
-//!   of them at a time run a neighbouring one (the **probe**) for one
-//!   climbing sample, then go back.
+//! * Each setting has a ladder of values and a current one. Most shards run
+//!   both current values (the **control**); up to a quarter of them at a
+//!   time run a neighbouring value of the aging period (its **probe**), and
+//!   up to a quarter a neighbouring window, for one climbing sample each,
+//!   then go back. A shard probes one setting at a time.
 //! * Each shard's hit rate is compared with its own previous sample, and
 //!   the probe's change with the control's change over the same stretch (a
 //!   difference of differences): what the traffic did cancels out, and so
 //!   does what one shard holds (a shard with the hottest token has a higher
-//!   hit rate at every period). A shard's return from the probe counts too,
-//!   with its sign turned.
-//! * After 8 such probe changes, if the probe's gain over the control
-//!   exceeds its standard error, every shard moves to it and the next trial
-//!   probes further the same way; if not, the next trial probes the other
-//!   way, after a pause that doubles with each trial that moved nothing
-//!   (one sample per shard at first, at most eight) so that a settled
-//!   cache spends little on probes.
-//! * The periods are a ladder of doublings, 1.25 × to 10 × capacity, so a
-//!   probe reaches past a dip that a small step would have to cross.
+//!   hit rate at every setting). A shard's return from the probe counts
+//!   too, with its sign turned.
+//! * After 8 such probe changes for a setting, if its probe's gain over
+//!   the control exceeds its standard error, every shard moves to it and
+//!   that setting's next trial probes further the same way (the other
+//!   setting's evidence, gathered at the old value, is dropped); if not,
+//!   its next trial probes the other way, after a pause that doubles with
+//!   each trial that moved nothing (one sample per shard at first, at most
+//!   eight) so that a settled cache spends little on probes.
+//! * The ladders are doublings, so a probe reaches past a dip that a small
+//!   step would have to cross: the aging period 1.25 × to 10 × capacity,
+//!   the window the smallest (one entry) and 0.25 % to 16 % of capacity.
 //!
 //! A shard reports once per climbing sample (5 × its capacity in
 //! requests), under its own lock; the trial's lock is taken then, never on
@@ -38,10 +46,16 @@
 use parking_lot::Mutex;
 
 /// The aging periods tried, in sightings per cached entry.
-const LEVELS: [f64; 4] = [1.25, 2.5, 5.0, 10.0];
+const AGING: [f64; 4] = [1.25, 2.5, 5.0, 10.0];
 /// Where every shard starts: 5 ×, which alone met the most rows of the
 /// simulator's table (48 of 50, against 43 for 2.5 × and 41 for 10 ×).
-const START: usize = 2;
+const AGING_START: usize = 2;
+/// The window sizes tried are the powers of two, in entries, from one
+/// entry up to this share of a shard's capacity (at least two sizes).
+const WINDOW_MAX_SHARE: f64 = 0.16;
+/// Where every shard's window starts: the largest size not above this
+/// share of its capacity (Caffeine's start, rounded down).
+const WINDOW_START_SHARE: f64 = 0.01;
 /// Probe changes per trial.
 const EVIDENCE: u32 = 8;
 /// The smallest gain of hit rate worth a move (0.1 point): below it, a
@@ -50,15 +64,27 @@ const MIN_GAIN: f64 = 0.001;
 /// The longest pause between trials, in samples per shard.
 const MAX_PAUSE: u64 = 8;
 
+/// What a shard runs: the aging period in sightings per cached entry, and
+/// the window's size in entries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Settings {
+    pub(crate) aging: f64,
+    pub(crate) window: usize,
+}
+
+/// A shard's place on the two ladders: an index into [`AGING`], and the
+/// window's size as a power of two.
+type Levels = [usize; 2];
+
 /// What the trial keeps of one shard.
 #[derive(Clone, Copy, Debug)]
 struct ShardRecord {
     /// The hit rate of the shard's last sample, if it had one.
     last_rate: Option<f64>,
-    /// The period (index into [`LEVELS`]) the shard ran that sample at.
-    last_level: usize,
-    /// The period it runs now.
-    level: usize,
+    /// The settings the shard ran that sample at.
+    last: Levels,
+    /// The settings it runs now.
+    now: Levels,
 }
 
 /// A running mean and variance (Welford's).
@@ -87,15 +113,14 @@ impl Moments {
     }
 }
 
+/// One setting's ladder, current value, probe and evidence.
 #[derive(Debug)]
-struct State {
-    shards: Vec<ShardRecord>,
-    /// The control's period (index into [`LEVELS`]).
+struct Ladder {
+    len: usize,
+    /// The control's value (index into the ladder).
     current: usize,
-    /// The probe's period.
+    /// The probe's value.
     probe: usize,
-    /// The most shards at the probe at once.
-    max_probing: usize,
     /// This trial's evidence: the probe's gains (a shard's change going to
     /// the probe, and its change coming back with the sign turned) and the
     /// control's changes.
@@ -107,137 +132,220 @@ struct State {
     next_pause: u64,
 }
 
-/// The aging period's trial for one cache; see the module documentation.
-#[derive(Debug)]
-pub(crate) struct AgingTrial {
-    state: Mutex<State>,
-}
-
-impl AgingTrial {
-    /// A trial over `shards` shards (at least 2: one probes, one is the
-    /// control).
-    pub(crate) fn new(shards: usize) -> Self {
-        let shards = shards.max(2);
-        let record = ShardRecord {
-            last_rate: None,
-            last_level: START,
-            level: START,
-        };
+impl Ladder {
+    /// A ladder of `len` values starting at `start`, probing down first.
+    fn new(len: usize, start: usize) -> Self {
         Self {
-            state: Mutex::new(State {
-                shards: vec![record; shards],
-                current: START,
-                probe: START - 1,
-                max_probing: (shards / 4).max(1),
-                gains: Moments::default(),
-                control: Moments::default(),
-                pause: 0,
-                next_pause: 0,
-            }),
+            len,
+            current: start,
+            probe: start.checked_sub(1).unwrap_or(1),
+            gains: Moments::default(),
+            control: Moments::default(),
+            pause: 0,
+            next_pause: 0,
         }
     }
 
-    /// The period every shard starts at, in sightings per cached entry.
-    pub(crate) fn start(&self) -> f64 {
-        LEVELS[START]
-    }
-
-    /// The period every shard not probing runs now, in sightings per
-    /// cached entry.
-    #[cfg(test)]
-    pub(crate) fn current(&self) -> f64 {
-        LEVELS[self.state.lock().current]
-    }
-
-    /// Shard `shard` closed a climbing sample with hit rate `rate`: records
-    /// it, and returns the period (sightings per cached entry) the shard
-    /// runs its next sample at.
-    pub(crate) fn report(&self, shard: usize, rate: f64) -> f64 {
-        let mut state = self.state.lock();
-        let s = &mut *state;
-        let Some(&rec) = s.shards.get(shard) else {
-            return LEVELS[s.current];
-        };
-        let ran = rec.level;
-        if let Some(last) = rec.last_rate {
-            let change = rate - last;
-            if rec.last_level == s.current && ran == s.current {
-                s.control.add(change);
-            } else if rec.last_level == s.current && ran == s.probe {
-                s.gains.add(change);
-            } else if rec.last_level == s.probe && ran == s.current {
-                // Back from the probe: what it loses, the probe gained.
-                s.gains.add(-change);
-            }
+    /// Ends a trial when it has its evidence: adopts the probe if its gain
+    /// over the control exceeds its standard error (and 0.1 point), and
+    /// picks the next probe. Returns whether the current value moved.
+    fn conclude(&mut self, shards: usize) -> bool {
+        if self.gains.n < EVIDENCE || self.control.n < 2 {
+            return false;
         }
-        if s.gains.n >= EVIDENCE && s.control.n >= 2 {
-            s.conclude();
-        }
-        // A shard whose last two samples ran the control (or whose first
-        // did) probes, if there is room and no pause; one back from the
-        // probe runs the control.
-        let pausing = s.pause > 0;
-        s.pause = s.pause.saturating_sub(1);
-        let others_probing = s
-            .shards
-            .iter()
-            .enumerate()
-            .filter(|&(i, r)| i != shard && r.level == s.probe)
-            .count();
-        let next = if !pausing
-            && ran == s.current
-            && rec.last_level == s.current
-            && others_probing < s.max_probing
-        {
-            s.probe
-        } else {
-            s.current
-        };
-        s.shards[shard] = ShardRecord {
-            last_rate: Some(rate),
-            last_level: ran,
-            level: next,
-        };
-        LEVELS[next]
-    }
-}
-
-impl State {
-    /// Ends a trial: adopts the probe if its gain over the control exceeds
-    /// its standard error (and 0.1 point), and picks the next probe.
-    fn conclude(&mut self) {
         // The control's change is subtracted from both kinds of gain,
         // although a shard coming back from the probe sees the traffic's
         // change too, with the sign turned: the bar rises while the whole
         // cache's hit rate rises (a cache warming up holds still) and falls
         // while it falls. The unbiased estimate, measured on the
         // simulator's table, did worse (BENCHMARKS.md): one probe sample
-        // shows a period's transient more than its lasting effect.
+        // shows a setting's transient more than its lasting effect.
         let gain = self.gains.mean - self.control.mean;
         let error = (self.gains.variance_of_mean() + self.control.variance_of_mean()).sqrt();
         let up = self.probe > self.current;
-        if gain > error.max(MIN_GAIN) {
+        let moved = gain > error.max(MIN_GAIN);
+        if moved {
             self.current = self.probe;
-            self.probe = neighbour(self.current, up);
+            self.probe = self.neighbour(self.current, up);
             self.next_pause = 0;
         } else {
-            self.probe = neighbour(self.current, !up);
-            let shards = self.shards.len() as u64;
+            self.probe = self.neighbour(self.current, !up);
+            let shards = shards as u64;
             self.next_pause = (self.next_pause * 2).clamp(shards, MAX_PAUSE * shards);
             self.pause = self.next_pause;
         }
+        self.forget();
+        moved
+    }
+
+    fn forget(&mut self) {
         self.gains = Moments::default();
         self.control = Moments::default();
     }
+
+    /// The value next to `level` on the ladder: above it (`up`) or below,
+    /// or the only one there is at an end.
+    fn neighbour(&self, level: usize, up: bool) -> usize {
+        if (up && level + 1 < self.len) || level == 0 {
+            level + 1
+        } else {
+            level - 1
+        }
+    }
 }
 
-/// The period next to `level` on the ladder: above it (`up`) or below, or
-/// the only one there is at an end.
-fn neighbour(level: usize, up: bool) -> usize {
-    if (up && level + 1 < LEVELS.len()) || level == 0 {
-        level + 1
-    } else {
-        level - 1
+#[derive(Debug)]
+struct State {
+    shards: Vec<ShardRecord>,
+    /// The aging period's ladder and the window's, in [`Levels`] order.
+    ladders: [Ladder; 2],
+    /// The most shards probing one setting at once.
+    max_probing: usize,
+    /// Where every shard started.
+    start: Levels,
+}
+
+impl State {
+    fn currents(&self) -> Levels {
+        [self.ladders[0].current, self.ladders[1].current]
+    }
+}
+
+/// The trial of the policy's settings for one cache; see the module
+/// documentation.
+#[derive(Debug)]
+pub(crate) struct Trial {
+    state: Mutex<State>,
+}
+
+/// The settings at `levels`.
+fn settings(levels: Levels) -> Settings {
+    Settings {
+        aging: AGING[levels[0]],
+        window: 1 << levels[1],
+    }
+}
+
+/// The one setting `levels` differ in from `currents` and where it is, if
+/// they differ in exactly one.
+fn probing(levels: Levels, currents: Levels) -> Option<(usize, usize)> {
+    match (levels[0] == currents[0], levels[1] == currents[1]) {
+        (false, true) => Some((0, levels[0])),
+        (true, false) => Some((1, levels[1])),
+        _ => None,
+    }
+}
+
+impl Trial {
+    /// A trial over `shards` shards (at least 2: one probes, one is the
+    /// control) of `capacity` entries each (the smallest, if they differ).
+    pub(crate) fn new(shards: usize, capacity: usize) -> Self {
+        let shards = shards.max(2);
+        let log2 = |share: f64| (share * capacity as f64).max(1.0).log2();
+        let window_len = (log2(WINDOW_MAX_SHARE) as usize + 1).max(2);
+        let window_start = (log2(WINDOW_START_SHARE) as usize).min(window_len - 1);
+        let start = [AGING_START, window_start];
+        let record = ShardRecord {
+            last_rate: None,
+            last: start,
+            now: start,
+        };
+        Self {
+            state: Mutex::new(State {
+                shards: vec![record; shards],
+                ladders: [
+                    Ladder::new(AGING.len(), AGING_START),
+                    Ladder::new(window_len, window_start),
+                ],
+                max_probing: (shards / 4).max(1),
+                start,
+            }),
+        }
+    }
+
+    /// The settings every shard starts at.
+    pub(crate) fn start(&self) -> Settings {
+        settings(self.state.lock().start)
+    }
+
+    /// The settings every shard not probing runs now.
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> Settings {
+        settings(self.state.lock().currents())
+    }
+
+    /// Shard `shard` closed a climbing sample with hit rate `rate`: records
+    /// it, and returns the settings the shard runs its next sample at.
+    pub(crate) fn report(&self, shard: usize, rate: f64) -> Settings {
+        let mut state = self.state.lock();
+        let s = &mut *state;
+        let currents = s.currents();
+        let Some(&rec) = s.shards.get(shard) else {
+            return settings(currents);
+        };
+        if let Some(last) = rec.last_rate {
+            let change = rate - last;
+            match (rec.last == currents, rec.now == currents) {
+                (true, true) => s.ladders.iter_mut().for_each(|l| l.control.add(change)),
+                (true, false) => {
+                    if let Some((i, level)) = probing(rec.now, currents) {
+                        if level == s.ladders[i].probe {
+                            s.ladders[i].gains.add(change);
+                        }
+                    }
+                }
+                (false, true) => {
+                    // Back from the probe: what it loses, the probe gained.
+                    if let Some((i, level)) = probing(rec.last, currents) {
+                        if level == s.ladders[i].probe {
+                            s.ladders[i].gains.add(-change);
+                        }
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        let shard_count = s.shards.len();
+        for i in 0..2 {
+            if s.ladders[i].conclude(shard_count) {
+                // The other setting's evidence was gathered at the old
+                // value.
+                s.ladders[1 - i].forget();
+            }
+        }
+        let currents = s.currents();
+        // A shard whose last two samples ran the control (or whose first
+        // did) probes the aging period if there is room and no pause, else
+        // the window likewise; one back from a probe runs the control. The
+        // aging period goes first: its choice is worth more (up to 5
+        // points against up to 1), and probes shared out evenly between
+        // the two did worse on the simulator's table (BENCHMARKS.md).
+        let mut probing_now = [0; 2];
+        for (i, r) in s.shards.iter().enumerate() {
+            if let Some((l, level)) = probing(r.now, currents).filter(|_| i != shard) {
+                if level == s.ladders[l].probe {
+                    probing_now[l] += 1;
+                }
+            }
+        }
+        let rested = rec.now == currents && rec.last == currents;
+        let mut next = currents;
+        if rested {
+            if let Some(l) =
+                (0..2).find(|&l| s.ladders[l].pause == 0 && probing_now[l] < s.max_probing)
+            {
+                next[l] = s.ladders[l].probe;
+            }
+        }
+        for ladder in &mut s.ladders {
+            ladder.pause = ladder.pause.saturating_sub(1);
+        }
+        s.shards[shard] = ShardRecord {
+            last_rate: Some(rate),
+            last: rec.now,
+            now: next,
+        };
+        settings(next)
     }
 }
 
@@ -245,93 +353,138 @@ fn neighbour(level: usize, up: bool) -> usize {
 mod tests {
     use super::*;
 
+    /// Shards of 1,250 entries: windows of 1 to 128 entries, starting at 8.
+    const CAPACITY: usize = 1250;
+
     /// Runs `rounds` samples on every shard of `trial`, each shard's hit
-    /// rate given by `rate(shard, period, round)`; returns the control's
-    /// period after each round.
+    /// rate given by `rate(shard, settings, round)`; returns the control's
+    /// settings after each round.
     fn run(
-        trial: &AgingTrial,
+        trial: &Trial,
         shards: usize,
         rounds: usize,
-        rate: impl Fn(usize, f64, usize) -> f64,
-    ) -> Vec<f64> {
-        let mut period = vec![trial.start(); shards];
+        rate: impl Fn(usize, Settings, usize) -> f64,
+    ) -> Vec<Settings> {
+        let mut settings = vec![trial.start(); shards];
         let mut currents = Vec::new();
         for round in 0..rounds {
-            for (shard, p) in period.iter_mut().enumerate() {
-                *p = trial.report(shard, rate(shard, *p, round));
+            for (shard, s) in settings.iter_mut().enumerate() {
+                *s = trial.report(shard, rate(shard, *s, round));
             }
             currents.push(trial.current());
         }
         currents
     }
 
-    #[test]
-    fn the_ladder_ends_turn_back() {
-        assert_eq!(neighbour(0, false), 1);
-        assert_eq!(neighbour(0, true), 1);
-        assert_eq!(neighbour(2, true), 3);
-        assert_eq!(neighbour(2, false), 1);
-        assert_eq!(neighbour(3, true), 2);
+    /// Distance from `best` on a ladder of doublings.
+    fn off(value: f64, best: f64) -> f64 {
+        (value.log2() - best.log2()).abs()
     }
 
-    /// The trial climbs to the best period at either end of the ladder,
-    /// and what each shard holds (a hit rate of its own, the same at every
-    /// period) does not mislead it.
     #[test]
-    fn climbs_to_the_best_period_at_either_end() {
-        for best in [1.25_f64, 10.0] {
-            let trial = AgingTrial::new(16);
-            let score = |p: f64| 0.8 - 0.01 * (p.log2() - best.log2()).abs();
-            let currents = run(&trial, 16, 60, |shard, p, _| score(p) + shard as f64 * 0.01);
-            assert_eq!(currents.last(), Some(&best), "{currents:?}");
+    fn the_ladders_follow_the_capacity_and_turn_back_at_their_ends() {
+        let trial = Trial::new(16, CAPACITY);
+        assert_eq!(
+            trial.start(),
+            Settings {
+                aging: 5.0,
+                window: 8
+            }
+        );
+        let state = trial.state.lock();
+        // 16 % of 1,250 is 200: the largest window is 128 entries.
+        assert_eq!(state.ladders[1].len, 8);
+        let aging = &state.ladders[0];
+        assert_eq!(aging.neighbour(0, false), 1);
+        assert_eq!(aging.neighbour(0, true), 1);
+        assert_eq!(aging.neighbour(2, true), 3);
+        assert_eq!(aging.neighbour(2, false), 1);
+        assert_eq!(aging.neighbour(3, true), 2);
+        drop(state);
+        // A shard too small for 1 % starts at one entry and still has a
+        // second size to try.
+        let small = Trial::new(16, 3);
+        assert_eq!(small.start().window, 1);
+        assert_eq!(small.state.lock().ladders[1].len, 2);
+    }
+
+    /// The trial climbs both ladders to the best settings at either end,
+    /// and what each shard holds (a hit rate of its own, the same at every
+    /// setting) does not mislead it.
+    #[test]
+    fn climbs_to_the_best_settings_at_either_end() {
+        for (aging, window) in [(1.25_f64, 128.0_f64), (10.0, 1.0)] {
+            let trial = Trial::new(16, CAPACITY);
+            let score = |s: Settings| {
+                0.8 - 0.01 * off(s.aging, aging) - 0.005 * off(s.window as f64, window)
+            };
+            let currents = run(&trial, 16, 200, |shard, s, _| {
+                score(s) + shard as f64 * 0.01
+            });
+            let want = Settings {
+                aging,
+                window: window as usize,
+            };
+            assert_eq!(currents.last(), Some(&want), "{currents:?}");
         }
     }
 
     /// While the whole cache's hit rate rises (a cache warming up), a
     /// probe no better than the control moves nothing; one clearly better
-    /// still wins (2.5 ×), and the next one down, no better again, does
-    /// not.
+    /// still wins (2.5 ×, a 4-entry window), and the next one down, no
+    /// better again, does not.
     #[test]
     fn a_warming_cache_holds_still_unless_a_probe_wins_clearly() {
-        let trial = AgingTrial::new(16);
-        let rising = |_: usize, _: f64, round: usize| 0.5 + round as f64 * 0.005;
+        let trial = Trial::new(16, CAPACITY);
+        let start = trial.start();
+        let rising = |_: usize, _: Settings, round: usize| 0.5 + round as f64 * 0.005;
         let currents = run(&trial, 16, 60, rising);
-        assert!(currents.iter().all(|&c| c == 5.0), "{currents:?}");
+        assert!(currents.iter().all(|&c| c == start), "{currents:?}");
 
-        let trial = AgingTrial::new(16);
-        let currents = run(&trial, 16, 60, |shard, p, round| {
-            rising(shard, p, round) + if p < 5.0 { 0.05 } else { 0.0 }
+        let trial = Trial::new(16, CAPACITY);
+        let currents = run(&trial, 16, 60, |shard, s, round| {
+            let better =
+                if s.aging < 5.0 { 0.05 } else { 0.0 } + if s.window < 8 { 0.05 } else { 0.0 };
+            rising(shard, s, round) + better
         });
-        assert_eq!(currents.last(), Some(&2.5), "{currents:?}");
+        let want = Settings {
+            aging: 2.5,
+            window: 4,
+        };
+        assert_eq!(currents.last(), Some(&want), "{currents:?}");
     }
 
-    /// Probes stay a minority, and a settled trial pauses between them.
+    /// Probes stay a minority (a quarter of the shards per setting), and a
+    /// settled trial pauses between them.
     #[test]
     fn probes_stay_few_and_pause_once_settled() {
-        let trial = AgingTrial::new(16);
-        let mut period = [trial.start(); 16];
+        let trial = Trial::new(16, CAPACITY);
+        let start = trial.start();
+        let mut settings = [start; 16];
         let mut probing_per_round = Vec::new();
         for _ in 0..80 {
-            for (shard, p) in period.iter_mut().enumerate() {
-                // 5 × is best: no probe ever wins.
-                let rate = if *p == 5.0 { 0.8 } else { 0.7 };
-                *p = trial.report(shard, rate);
+            for (shard, s) in settings.iter_mut().enumerate() {
+                // The start is best: no probe ever wins.
+                let rate = if *s == start { 0.8 } else { 0.7 };
+                *s = trial.report(shard, rate);
             }
-            probing_per_round.push(period.iter().filter(|&&p| p != 5.0).count());
+            let aging = settings.iter().filter(|s| s.aging != start.aging).count();
+            let window = settings.iter().filter(|s| s.window != start.window).count();
+            assert!(aging <= 4 && window <= 4, "{settings:?}");
+            assert!(settings
+                .iter()
+                .all(|s| s.aging == start.aging || s.window == start.window));
+            probing_per_round.push(aging + window);
         }
-        assert!(
-            probing_per_round.iter().all(|&n| n <= 4),
-            "{probing_per_round:?}"
-        );
         let early: usize = probing_per_round[..20].iter().sum();
         let late: usize = probing_per_round[60..].iter().sum();
         assert!(early > 0 && late < early, "{probing_per_round:?}");
-        assert_eq!(trial.current(), 5.0);
+        assert_eq!(trial.current(), start);
     }
 
     #[test]
-    fn an_unknown_shard_gets_the_current_period() {
-        let trial = AgingTrial::new(4);
+    fn an_unknown_shard_gets_the_current_settings() {
+        let trial = Trial::new(4, CAPACITY);
         assert_eq!(trial.report(99, 0.5), trial.start());
     }
 }
