@@ -1036,6 +1036,47 @@ mod tests {
         assert!(seen.iter().all(|&a| (125..=1000).contains(&a)), "{seen:?}");
     }
 
+    /// Under a cache's trial, a shard's policy runs the settings the trial
+    /// hands it at each sample: here the other 15 shards find a larger
+    /// window and a shorter aging period better, and the policy follows.
+    #[test]
+    fn under_a_trial_the_policy_runs_the_trials_settings() {
+        let trial = Arc::new(Trial::new(16, 100));
+        let mut p = Policy::with_trial(100, Arc::clone(&trial), 0);
+        let start = trial.start();
+        assert_eq!(p.stats().window_max, start.window);
+        assert_eq!(p.stats().aging_period, (start.aging * 100.0) as u64);
+        let mut others = [start; 16];
+        let mut x = 7u64;
+        for _ in 0..300 {
+            for (shard, s) in others.iter_mut().enumerate().skip(1) {
+                let rate = 0.5 + 0.01 * (s.window as f64).log2() - 0.01 * s.aging.log2();
+                *s = trial.report(shard, rate);
+            }
+            // One climbing sample of shard 0: 5 × its capacity in requests.
+            for _ in 0..500 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let _ = request(&mut p, (x >> 40) % 300);
+            }
+        }
+        let current = trial.current();
+        assert_eq!(current.aging, 1.25);
+        assert!(current.window >= 8, "{current:?}");
+        // Shard 0 runs the control or a probe one step from it.
+        let stats = p.stats();
+        let window = stats.window_max;
+        assert!(
+            window == current.window
+                || window * 2 == current.window
+                || window == current.window * 2,
+            "{stats:?} {current:?}"
+        );
+        let aging = stats.aging_period as f64 / 100.0;
+        assert!([1.25, 2.5].contains(&aging), "{stats:?}");
+    }
+
     #[test]
     fn a_scan_does_not_wash_out_the_hot_set() {
         let mut p = Policy::new(100);
