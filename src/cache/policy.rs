@@ -228,23 +228,45 @@ pub struct PolicyStats {
     pub sketch_bytes: usize,
 }
 
-/// Hill climbing of the window size and the aging period, and the samples
-/// the cache's trial judges; see the module documentation.
+/// The policy's hit rate, sampled to judge its window and aging period.
 #[derive(Clone, Debug)]
-struct Climber {
+struct Sample {
     /// Requests per sample.
     period: u64,
     hits: u64,
     misses: u64,
+    /// Sampling starts once the cache was full.
+    started: bool,
+}
+
+/// Who chooses the window's size and the aging period.
+#[derive(Debug)]
+enum Tuner {
+    /// The policy itself, by hill climbing.
+    Climb(Climber),
+    /// The cache's trial across its shards, in which this policy is the
+    /// shard with this index.
+    Trial(Arc<Trial>, usize),
+}
+
+/// What one closed sample changes: the aging period (sightings per cached
+/// entry), the window's size (entries, unrounded), or both.
+#[derive(Clone, Copy, Debug, Default)]
+struct Moves {
+    aging: Option<f64>,
+    window: Option<f64>,
+}
+
+/// Hill climbing of the window size and the aging period by a policy
+/// alone; see the module documentation.
+#[derive(Clone, Debug)]
+struct Climber {
     /// The previous sample's hit rate.
     previous: f64,
     /// The next move of the window, in entries (signed).
     step: f64,
     /// The window size, unrounded.
     window: f64,
-    /// Sampling starts once the cache was full.
-    started: bool,
-    adjustments: u64,
     /// Whose move the next sample judges: the aging period's (true) or
     /// the window's.
     aging_turn: bool,
@@ -252,6 +274,51 @@ struct Climber {
     aging: f64,
     /// The direction of the aging period's next move (+1 longer, -1 shorter).
     aging_dir: f64,
+}
+
+impl Climber {
+    /// Judges the move made before a sample with hit rate `rate` (keep its
+    /// direction if the hit rate rose, else turn), and makes the next one,
+    /// the window's and the aging period's in turn, in a policy of
+    /// `capacity` entries.
+    fn climb(&mut self, rate: f64, capacity: f64) -> Moves {
+        let change = rate - self.previous;
+        self.previous = rate;
+        if self.aging_turn {
+            // The sample judged the aging period's last move; the window
+            // moves.
+            if change < 0.0 {
+                self.aging_dir = -self.aging_dir;
+            }
+            self.aging_turn = false;
+            self.window = (self.window + self.step).clamp(1.0, capacity);
+            self.step *= STEP_DECAY;
+            Moves {
+                window: Some(self.window),
+                ..Moves::default()
+            }
+        } else {
+            // The sample judged the window's last move: the step decays, or
+            // starts again if the traffic changed; the aging period moves.
+            let judged = if change >= 0.0 { self.step } else { -self.step };
+            self.step = if change.abs() >= RESTART_THRESHOLD {
+                (STEP_PERCENT * capacity).copysign(judged)
+            } else {
+                STEP_DECAY * judged
+            };
+            self.aging_turn = true;
+            let aging = if self.aging_dir > 0.0 {
+                self.aging * AGING_STEP
+            } else {
+                self.aging / AGING_STEP
+            };
+            self.aging = aging.clamp(AGING_MIN, AGING_MAX);
+            Moves {
+                aging: Some(self.aging),
+                ..Moves::default()
+            }
+        }
+    }
 }
 
 /// W-TinyLFU over [`Key`]s with values `V`; see the module documentation.
@@ -276,7 +343,10 @@ pub struct Policy<V> {
     window_max: usize,
     protected_max: usize,
     sketch: FrequencySketch,
-    climber: Climber,
+    sample: Sample,
+    tuner: Tuner,
+    /// Window size changes made.
+    window_adjustments: u64,
     /// xorshift state for the warm candidates' admission lottery.
     rng: u64,
     admitted: u64,
@@ -285,9 +355,6 @@ pub struct Policy<V> {
     /// The largest length of each segment (window, probation, protected)
     /// since its map was last trimmed.
     peaks: [usize; 3],
-    /// The cache's trial of the window and the aging period and this
-    /// shard's index in it; without one, the climber moves both itself.
-    trial: Option<(Arc<Trial>, usize)>,
 }
 
 impl<V> fmt::Debug for Policy<V> {
@@ -319,26 +386,27 @@ impl<V> Policy<V> {
             window_max: 1,
             protected_max: 0,
             sketch: FrequencySketch::new(capacity),
-            climber: Climber {
+            sample: Sample {
                 period: CLIMB_FACTOR.saturating_mul(capacity as u64),
                 hits: 0,
                 misses: 0,
+                started: false,
+            },
+            tuner: Tuner::Climb(Climber {
                 previous: 0.0,
                 // Caffeine's start: toward a smaller window.
                 step: -STEP_PERCENT * capacity as f64,
                 window,
-                started: false,
-                adjustments: 0,
                 aging_turn: false,
                 aging: SAMPLE_PER_ENTRY as f64,
                 aging_dir: 1.0,
-            },
+            }),
+            window_adjustments: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ capacity as u64,
             admitted: 0,
             rejected: 0,
             evictions: 0,
             peaks: [0; 3],
-            trial: None,
         };
         policy.set_window(window);
         policy
@@ -352,7 +420,7 @@ impl<V> Policy<V> {
         let start = trial.start();
         policy.set_aging(start.aging);
         policy.set_window(start.window as f64);
-        policy.trial = Some((trial, shard));
+        policy.tuner = Tuner::Trial(trial, shard);
         policy
     }
 
@@ -372,14 +440,14 @@ impl<V> Policy<V> {
     }
 
     /// The value of `key`, recording the hit (frequency sketch, recency,
-    /// the climber's sample). A miss records nothing: the caller calls
-    /// [`Policy::insert`] once it has a value worth keeping, and that
-    /// records the sighting.
+    /// the sample that judges the settings). A miss records nothing: the
+    /// caller calls [`Policy::insert`] once it has a value worth keeping,
+    /// and that records the sighting.
     pub fn get(&mut self, key: &Key) -> Option<&V> {
         let segment = self.touch(key)?;
         self.sketch.increment(key);
-        self.climber.hits += 1;
-        self.maybe_climb();
+        self.sample.hits += 1;
+        self.close_sample();
         self.mru(segment)
     }
 
@@ -387,8 +455,8 @@ impl<V> Policy<V> {
     pub fn get_mut(&mut self, key: &Key) -> Option<&mut V> {
         let segment = self.touch(key)?;
         self.sketch.increment(key);
-        self.climber.hits += 1;
-        self.maybe_climb();
+        self.sample.hits += 1;
+        self.close_sample();
         let cache = match segment {
             Segment::Window => &mut self.window,
             Segment::Probation => &mut self.probation,
@@ -434,12 +502,13 @@ impl<V> Policy<V> {
     }
 
     /// Adds `key` (or replaces its value), recording the sighting and a
-    /// miss in the climber's sample. The new entry goes into the window; if
-    /// the policy was full, one entry leaves, and is returned.
+    /// miss in the sample that judges the settings. The new entry goes into
+    /// the window; if the policy was full, one entry leaves, and is
+    /// returned.
     pub fn insert(&mut self, key: Key, value: V) -> Evicted<V> {
         self.sketch.increment(&key);
-        self.climber.misses += 1;
-        self.maybe_climb();
+        self.sample.misses += 1;
+        self.close_sample();
         let value = match self.replace(&key, value) {
             Ok(old) => return Evicted::Replaced(old),
             Err(value) => value,
@@ -452,12 +521,12 @@ impl<V> Policy<V> {
             Evicted::None
         };
         self.rebalance();
-        if !self.climber.started && self.len() >= self.capacity {
+        if !self.sample.started && self.len() >= self.capacity {
             // Sample only a full cache: a filling one gains hits whatever
             // the window does.
-            self.climber.started = true;
-            self.climber.hits = 0;
-            self.climber.misses = 0;
+            self.sample.started = true;
+            self.sample.hits = 0;
+            self.sample.misses = 0;
         }
         evicted
     }
@@ -497,7 +566,7 @@ impl<V> Policy<V> {
             window_len: self.window.len(),
             probation_len: self.probation.len(),
             protected_len: self.protected.len(),
-            window_adjustments: self.climber.adjustments,
+            window_adjustments: self.window_adjustments,
             sketch_resets: self.sketch.resets(),
             aging_period: self.sketch.sample_size(),
             sketch_bytes: self.sketch.heap_bytes(),
@@ -567,7 +636,6 @@ impl<V> Policy<V> {
     /// protected's share of what is left.
     fn set_window(&mut self, window: f64) {
         let window = window.clamp(1.0, self.capacity as f64);
-        self.climber.window = window;
         self.window_max = (window.round() as usize).clamp(1, self.capacity);
         let main = self.capacity - self.window_max;
         self.protected_max = (main as f64 * PROTECTED_SHARE) as usize;
@@ -578,64 +646,42 @@ impl<V> Policy<V> {
         let before = self.window_max;
         self.set_window(window);
         if self.window_max != before {
-            self.climber.adjustments += 1;
+            self.window_adjustments += 1;
         }
     }
 
-    /// Closes the climber's sample when it is complete: moves the window
-    /// and the aging period toward a better hit rate, or takes the trial's.
-    fn maybe_climb(&mut self) {
-        let c = &mut self.climber;
-        let requests = c.hits + c.misses;
-        if !c.started || requests < c.period {
+    /// Closes the sample when it is complete: the climber or the cache's
+    /// trial moves the window and the aging period toward a better hit
+    /// rate.
+    fn close_sample(&mut self) {
+        let sample = &mut self.sample;
+        let requests = sample.hits + sample.misses;
+        if !sample.started || requests < sample.period {
             return;
         }
-        let rate = c.hits as f64 / requests as f64;
-        let change = rate - c.previous;
-        c.hits = 0;
-        c.misses = 0;
-        if let Some((trial, shard)) = &self.trial {
-            // The cache's trial chooses both settings.
-            let next = trial.report(*shard, rate);
-            self.set_aging(next.aging);
-            self.move_window(next.window as f64);
-            return;
-        }
-        let c = &mut self.climber;
-        c.previous = rate;
-        if c.aging_turn {
-            // The sample judged the aging period's last move: keep its
-            // direction if the hit rate rose, else turn; the window moves.
-            if change < 0.0 {
-                c.aging_dir = -c.aging_dir;
+        let rate = sample.hits as f64 / requests as f64;
+        sample.hits = 0;
+        sample.misses = 0;
+        let moves = match &mut self.tuner {
+            Tuner::Climb(climber) => climber.climb(rate, self.capacity as f64),
+            Tuner::Trial(trial, shard) => {
+                let next = trial.report(*shard, rate);
+                Moves {
+                    aging: Some(next.aging),
+                    window: Some(next.window as f64),
+                }
             }
-            c.aging_turn = false;
-            let target = c.window + c.step;
-            c.step *= STEP_DECAY;
-            self.move_window(target);
-        } else {
-            // The sample judged the window's last move: the same rule, the
-            // step decaying (or starting again if the traffic changed);
-            // the aging period moves.
-            let judged = if change >= 0.0 { c.step } else { -c.step };
-            c.step = if change.abs() >= RESTART_THRESHOLD {
-                (STEP_PERCENT * self.capacity as f64).copysign(judged)
-            } else {
-                STEP_DECAY * judged
-            };
-            c.aging_turn = true;
-            let aging = if c.aging_dir > 0.0 {
-                c.aging * AGING_STEP
-            } else {
-                c.aging / AGING_STEP
-            };
-            self.set_aging(aging.clamp(AGING_MIN, AGING_MAX));
+        };
+        if let Some(aging) = moves.aging {
+            self.set_aging(aging);
+        }
+        if let Some(window) = moves.window {
+            self.move_window(window);
         }
     }
 
     /// Sets the sketch's aging period, in sightings per cached entry.
     fn set_aging(&mut self, aging: f64) {
-        self.climber.aging = aging;
         self.sketch
             .set_sample_size((aging * self.capacity as f64) as u64);
     }
