@@ -22,7 +22,7 @@
 //!   time run a neighbouring value of the aging period (its **probe**), and
 //!   up to a quarter a neighbouring window, for one climbing sample each,
 //!   then go back. A shard probes one setting at a time, the aging period
-//!   when it has room, since its choice is worth more.
+//!   when it has room (sharing probes evenly did worse).
 //! * Each shard's hit rate is compared with its own previous sample, and
 //!   the probe's change with the control's change over the same stretch (a
 //!   difference of differences): what the traffic did cancels out, and so
@@ -320,9 +320,9 @@ impl Trial {
         // A shard whose last two samples ran the control (or whose first
         // did) probes the aging period if there is room and no pause, else
         // the window likewise; one back from a probe runs the control. The
-        // aging period goes first: its choice is worth more (up to 5
-        // points against up to 1), and probes shared out evenly between
-        // the two did worse on the simulator's table (BENCHMARKS.md).
+        // aging period goes first: probes shared out evenly between the
+        // two did worse on the simulator's table, on every seed tried
+        // (BENCHMARKS.md).
         let mut probing_now = [0; 2];
         for (i, r) in s.shards.iter().enumerate() {
             if let Some((l, level)) = probing(r.now, currents).filter(|_| i != shard) {
