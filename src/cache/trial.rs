@@ -138,15 +138,17 @@ struct Ladder {
 impl Ladder {
     /// A ladder of `len` values starting at `start`, probing down first.
     fn new(len: usize, start: usize) -> Self {
-        Self {
+        let mut ladder = Self {
             len,
             current: start,
-            probe: start.checked_sub(1).unwrap_or(1),
+            probe: start,
             gains: Moments::default(),
             control: Moments::default(),
             pause: 0,
             next_pause: 0,
-        }
+        };
+        ladder.probe = ladder.neighbour(start, false);
+        ladder
     }
 
     /// Ends a trial when it has its evidence: adopts the probe if its gain
@@ -204,8 +206,6 @@ struct State {
     ladders: [Ladder; 2],
     /// The most shards probing one setting at once.
     max_probing: usize,
-    /// Where every shard started.
-    start: Levels,
 }
 
 impl State {
@@ -218,6 +218,8 @@ impl State {
 /// documentation.
 #[derive(Debug)]
 pub(crate) struct Trial {
+    /// Where every shard starts.
+    start: Levels,
     state: Mutex<State>,
 }
 
@@ -254,6 +256,7 @@ impl Trial {
             now: start,
         };
         Self {
+            start,
             state: Mutex::new(State {
                 shards: vec![record; shards],
                 ladders: [
@@ -261,14 +264,13 @@ impl Trial {
                     Ladder::new(window_len, window_start),
                 ],
                 max_probing: (shards / 4).max(1),
-                start,
             }),
         }
     }
 
     /// The settings every shard starts at.
     pub(crate) fn start(&self) -> Settings {
-        settings(self.state.lock().start)
+        settings(self.start)
     }
 
     /// The settings every shard not probing runs now.
