@@ -305,3 +305,81 @@ async fn policy_counters_are_exported() {
     );
     assert!(stats.aging_period > 0, "{stats:?}");
 }
+
+/// The names in a document that look like our metrics: every backquoted
+/// `accountkit_…`, cut at its labels.
+fn documented(lines: impl Iterator<Item = String>) -> std::collections::BTreeSet<String> {
+    lines
+        .flat_map(|line| {
+            line.split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|quoted| quoted.starts_with("accountkit_"))
+                .map(|quoted| {
+                    quoted
+                        .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The README's metrics table and the `metrics` module's documentation
+/// list exactly the metrics exported (a shared tier set, so that every
+/// family shows): the two copies of the list cannot drift from the code,
+/// nor from each other.
+#[actix_web::test]
+async fn the_documented_metrics_are_the_exported_ones() {
+    let emu = emulator();
+    let kit = actix_accountkit::AccountKit::builder(config(&emu).build().unwrap())
+        .shared_tier(crate::tracing_spans::MemoryTier::default())
+        .build()
+        .unwrap();
+    let mut registry = Registry::default();
+    kit.register_metrics(&mut registry);
+    let text = metrics::encode(&registry, None).unwrap().body;
+    let exported: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| match l.split_once(' ') {
+            Some((name, "counter")) if !name.ends_with("_total") => format!("{name}_total"),
+            Some((name, _)) => name.to_owned(),
+            None => panic!("a TYPE line without a type: {l}"),
+        })
+        .collect();
+    assert!(exported.len() > 20, "{exported:?}");
+
+    let readme = include_str!("../../README.md");
+    let table = documented(
+        readme
+            .lines()
+            .filter(|l| l.starts_with("| `accountkit_"))
+            .map(str::to_owned),
+    );
+    same_names(&table, &exported, "README.md's metrics table");
+
+    let module = include_str!("../../src/metrics.rs");
+    let module_doc = documented(
+        module
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(str::to_owned),
+    );
+    same_names(&module_doc, &exported, "the metrics module's documentation");
+}
+
+fn same_names(
+    documented: &std::collections::BTreeSet<String>,
+    exported: &std::collections::BTreeSet<String>,
+    what: &str,
+) {
+    let undocumented: Vec<_> = exported.difference(documented).collect();
+    let unknown: Vec<_> = documented.difference(exported).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "{what}: exported but not listed {undocumented:?}; listed but not exported {unknown:?}"
+    );
+}
