@@ -30,7 +30,9 @@
 //!   hit rate at every setting). A shard's return from the probe counts
 //!   too, with its sign turned.
 //! * After 8 such probe changes for a setting, if its probe's gain over
-//!   the control exceeds its standard error, every shard moves to it and
+//!   the control exceeds its standard error (or already after 4, if it
+//!   exceeds three standard errors and every one of the 4 beat the
+//!   control's mean change), every shard moves to it and
 //!   that setting's next trial probes further the same way (the other
 //!   setting's evidence, gathered at the old value, is dropped); if not,
 //!   its next trial probes the other way, after a pause that doubles with
@@ -61,6 +63,12 @@ const WINDOW_MAX_SHARE: f64 = 0.16;
 const WINDOW_START_SHARE: f64 = 0.01;
 /// Probe changes per trial.
 const EVIDENCE: u32 = 8;
+/// A probe this many standard errors ahead after half the evidence, each
+/// of its changes ahead of the control's mean, wins at once: a trial's
+/// probes cost while they last, and a setting far off the traffic's best
+/// (a long memory on a loop larger than the cache) is paid for on every
+/// shard until the trial ends.
+const EARLY_ERRORS: f64 = 3.0;
 /// The smallest gain of hit rate worth a move (0.1 point): below it, a
 /// move costs more in transients than it brings.
 const MIN_GAIN: f64 = 0.001;
@@ -94,12 +102,17 @@ struct ShardRecord {
 #[derive(Clone, Copy, Debug, Default)]
 struct Moments {
     n: u32,
+    /// The smallest value (0 before the first).
+    min: f64,
     mean: f64,
     m2: f64,
 }
 
 impl Moments {
     fn add(&mut self, x: f64) {
+        if self.n == 0 || x < self.min {
+            self.min = x;
+        }
         self.n += 1;
         let d = x - self.mean;
         self.mean += d / f64::from(self.n);
@@ -153,9 +166,11 @@ impl Ladder {
 
     /// Ends a trial when it has its evidence: adopts the probe if its gain
     /// over the control exceeds its standard error (and 0.1 point), and
-    /// picks the next probe. Returns whether the current value moved.
+    /// picks the next probe. Half the evidence ends it if the probe is
+    /// clearly ahead (a sequential test's interim look). Returns whether
+    /// the current value moved.
     fn conclude(&mut self, shards: usize) -> bool {
-        if self.gains.n < EVIDENCE || self.control.n < 2 {
+        if self.gains.n < EVIDENCE / 2 || self.control.n < 2 {
             return false;
         }
         // The control's change is subtracted from both kinds of gain,
@@ -167,6 +182,14 @@ impl Ladder {
         // shows a setting's transient more than its lasting effect.
         let gain = self.gains.mean - self.control.mean;
         let error = (self.gains.variance_of_mean() + self.control.variance_of_mean()).sqrt();
+        // The interim look: a standard error from four values is itself
+        // uncertain (and a transient's changes are far from normal), so
+        // the probe must also have beaten the control on every change.
+        if self.gains.n < EVIDENCE
+            && !(gain > EARLY_ERRORS * error.max(MIN_GAIN) && self.gains.min > self.control.mean)
+        {
+            return false;
+        }
         let up = self.probe > self.current;
         let moved = gain > error.max(MIN_GAIN);
         if moved {
@@ -485,6 +508,36 @@ mod tests {
         let late: usize = probing_per_round[60..].iter().sum();
         assert!(early > 0 && late < early, "{probing_per_round:?}");
         assert_eq!(trial.current(), start);
+    }
+
+    /// A probe far ahead of the control on every change wins after half
+    /// the evidence; one as far ahead on average but behind it once, or
+    /// ahead by too little, waits for the rest.
+    #[test]
+    fn a_clear_winner_moves_after_half_the_evidence() {
+        let ladder = |gains: &[f64]| {
+            let mut l = Ladder::new(AGING.len(), AGING_START);
+            for x in [0.0, 0.001, -0.001] {
+                l.control.add(x);
+            }
+            for &x in gains {
+                l.gains.add(x);
+            }
+            l
+        };
+        let mut clear = ladder(&[0.05, 0.06, 0.055, 0.05]);
+        assert!(clear.conclude(16));
+        assert_eq!(clear.current, AGING_START - 1);
+
+        let mut close = ladder(&[0.01, 0.002, 0.008, 0.001]);
+        assert!(!close.conclude(16));
+        assert_eq!(close.current, AGING_START);
+
+        let mut once_behind = ladder(&[0.05, 0.05, 0.05, 0.05, 0.05, 0.05, -0.001]);
+        assert!(!once_behind.conclude(16));
+        once_behind.gains.add(0.05);
+        assert!(once_behind.conclude(16));
+        assert_eq!(once_behind.current, AGING_START - 1);
     }
 
     #[test]
