@@ -30,9 +30,10 @@
 //!   hit rate at every setting). A shard's return from the probe counts
 //!   too, with its sign turned.
 //! * After 8 such probe changes for a setting, if its probe's gain over
-//!   the control exceeds its standard error (or already after 4, if it
-//!   exceeds three standard errors and every one of the 4 beat the
-//!   control's mean change), every shard moves to it and
+//!   the control exceeds its standard error (or sooner, from the 4th
+//!   change on, if it exceeds three standard errors and every one of its
+//!   changes so far beat the control's mean change), every shard moves to
+//!   it and
 //!   that setting's next trial probes further the same way (the other
 //!   setting's evidence, gathered at the old value, is dropped); if not,
 //!   its next trial probes the other way, after a pause that doubles with
@@ -63,7 +64,7 @@ const WINDOW_MAX_SHARE: f64 = 0.16;
 const WINDOW_START_SHARE: f64 = 0.01;
 /// Probe changes per trial.
 const EVIDENCE: u32 = 8;
-/// A probe this many standard errors ahead after half the evidence, each
+/// A probe this many standard errors ahead from half the evidence on, each
 /// of its changes ahead of the control's mean, wins at once: a trial's
 /// probes cost while they last, and a setting far off the traffic's best
 /// (a long memory on a loop larger than the cache) is paid for on every
@@ -166,9 +167,9 @@ impl Ladder {
 
     /// Ends a trial when it has its evidence: adopts the probe if its gain
     /// over the control exceeds its standard error (and 0.1 point), and
-    /// picks the next probe. Half the evidence ends it if the probe is
-    /// clearly ahead (a sequential test's interim look). Returns whether
-    /// the current value moved.
+    /// picks the next probe. From half the evidence on, it ends as soon as
+    /// the probe is clearly ahead (a sequential test's interim looks).
+    /// Returns whether the current value moved.
     fn conclude(&mut self, shards: usize) -> bool {
         if self.gains.n < EVIDENCE / 2 || self.control.n < 2 {
             return false;
@@ -182,8 +183,8 @@ impl Ladder {
         // shows a setting's transient more than its lasting effect.
         let gain = self.gains.mean - self.control.mean;
         let error = (self.gains.variance_of_mean() + self.control.variance_of_mean()).sqrt();
-        // The interim look: a standard error from four values is itself
-        // uncertain (and a transient's changes are far from normal), so
+        // The interim looks: a standard error from four to seven values is
+        // itself uncertain (and a transient's changes are far from normal), so
         // the probe must also have beaten the control on every change.
         if self.gains.n < EVIDENCE
             && !(gain > EARLY_ERRORS * error.max(MIN_GAIN) && self.gains.min > self.control.mean)
