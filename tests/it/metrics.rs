@@ -4,7 +4,7 @@
 //! own call counters), and the output passes `promtool check metrics`
 //! (Debian package `prometheus`; the test fails if it is missing).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -210,21 +210,29 @@ async fn stats_of(emu: &actix_accountkit::emulator::Emulator) -> HashMap<String,
         .collect()
 }
 
+/// The kit's metrics in the Prometheus text format.
+fn scrape(kit: &actix_accountkit::AccountKit) -> String {
+    let mut registry = Registry::default();
+    kit.register_metrics(&mut registry);
+    metrics::encode(&registry, None).unwrap().body
+}
+
+/// A kit with a shared tier, so that its metrics are exported too.
+fn kit_with_shared_tier(
+    emu: &actix_accountkit::emulator::Emulator,
+) -> actix_accountkit::AccountKit {
+    actix_accountkit::AccountKit::builder(config(emu).build().unwrap())
+        .shared_tier(crate::tracing_spans::MemoryTier::default())
+        .build()
+        .unwrap()
+}
+
 /// With a shared tier, its counters are exported too; without, none.
 #[actix_web::test]
 async fn shared_tier_counters_are_exported_when_there_is_one() {
     let emu = emulator();
     let without = kit(&emu);
-    let with = actix_accountkit::AccountKit::builder(config(&emu).build().unwrap())
-        .shared_tier(crate::tracing_spans::MemoryTier::default())
-        .build()
-        .unwrap();
-    let scrape = |kit: &actix_accountkit::AccountKit| {
-        let mut registry = Registry::default();
-        kit.register_metrics(&mut registry);
-        metrics::encode(&registry, None).unwrap().body
-    };
-    let text = scrape(&with);
+    let text = scrape(&kit_with_shared_tier(&emu));
     let s = samples(&text);
     assert_eq!(value(&s, "accountkit_shared_connected"), 1);
     for counter in [
@@ -261,12 +269,7 @@ async fn policy_counters_are_exported() {
         .cache(cache)
         .build()
         .unwrap();
-    let scrape = || {
-        let mut registry = Registry::default();
-        kit.register_metrics(&mut registry);
-        samples(&metrics::encode(&registry, None).unwrap().body)
-    };
-    let before = scrape();
+    let before = samples(&scrape(&kit));
     for name in ["admitted", "rejected", "too_old"] {
         assert_eq!(value(&before, &format!("accountkit_cache_{name}_total")), 0);
     }
@@ -289,7 +292,7 @@ async fn policy_counters_are_exported() {
         .await
         .is_ok());
 
-    let s = scrape();
+    let s = samples(&scrape(&kit));
     let stats = kit.cache().stats();
     assert!(stats.admitted > 0, "{stats:?}");
     assert!(stats.rejected > 0, "{stats:?}");
@@ -308,21 +311,14 @@ async fn policy_counters_are_exported() {
 
 /// The names in a document that look like our metrics: every backquoted
 /// `accountkit_…`, cut at its labels.
-fn documented(lines: impl Iterator<Item = String>) -> std::collections::BTreeSet<String> {
+fn documented<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeSet<&'a str> {
     lines
-        .flat_map(|line| {
-            line.split('`')
-                .skip(1)
-                .step_by(2)
-                .filter(|quoted| quoted.starts_with("accountkit_"))
-                .map(|quoted| {
-                    quoted
-                        .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .collect::<Vec<_>>()
+        .flat_map(|line| line.split('`').skip(1).step_by(2))
+        .filter(|quoted| quoted.starts_with("accountkit_"))
+        .filter_map(|quoted| {
+            quoted
+                .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .next()
         })
         .collect()
 }
@@ -333,15 +329,8 @@ fn documented(lines: impl Iterator<Item = String>) -> std::collections::BTreeSet
 /// nor from each other.
 #[actix_web::test]
 async fn the_documented_metrics_are_the_exported_ones() {
-    let emu = emulator();
-    let kit = actix_accountkit::AccountKit::builder(config(&emu).build().unwrap())
-        .shared_tier(crate::tracing_spans::MemoryTier::default())
-        .build()
-        .unwrap();
-    let mut registry = Registry::default();
-    kit.register_metrics(&mut registry);
-    let text = metrics::encode(&registry, None).unwrap().body;
-    let exported: std::collections::BTreeSet<String> = text
+    let text = scrape(&kit_with_shared_tier(&emulator()));
+    let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .map(|l| match l.split_once(' ') {
@@ -351,35 +340,25 @@ async fn the_documented_metrics_are_the_exported_ones() {
         })
         .collect();
     assert!(exported.len() > 20, "{exported:?}");
+    let exported: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
 
     let readme = include_str!("../../README.md");
-    let table = documented(
-        readme
-            .lines()
-            .filter(|l| l.starts_with("| `accountkit_"))
-            .map(str::to_owned),
-    );
-    same_names(&table, &exported, "README.md's metrics table");
-
     let module = include_str!("../../src/metrics.rs");
-    let module_doc = documented(
-        module
-            .lines()
-            .filter_map(|l| l.strip_prefix("//!"))
-            .map(str::to_owned),
-    );
-    same_names(&module_doc, &exported, "the metrics module's documentation");
-}
-
-fn same_names(
-    documented: &std::collections::BTreeSet<String>,
-    exported: &std::collections::BTreeSet<String>,
-    what: &str,
-) {
-    let undocumented: Vec<_> = exported.difference(documented).collect();
-    let unknown: Vec<_> = documented.difference(exported).collect();
-    assert!(
-        undocumented.is_empty() && unknown.is_empty(),
-        "{what}: exported but not listed {undocumented:?}; listed but not exported {unknown:?}"
-    );
+    for (what, listed) in [
+        (
+            "README.md's metrics table",
+            documented(readme.lines().filter(|l| l.starts_with("| `accountkit_"))),
+        ),
+        (
+            "the metrics module's documentation",
+            documented(module.lines().filter_map(|l| l.strip_prefix("//!"))),
+        ),
+    ] {
+        let unlisted: Vec<_> = exported.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&exported).collect();
+        assert!(
+            unlisted.is_empty() && unknown.is_empty(),
+            "{what}: exported but not listed {unlisted:?}; listed but not exported {unknown:?}"
+        );
+    }
 }
