@@ -293,12 +293,69 @@ impl CacheConfig {
         }
     }
 
+    /// Brings every setting into its range (the nearest allowed value), as
+    /// the setters below did before [`CacheConfig::builder`] refused them.
+    fn clamped(mut self) -> Self {
+        self.capacity = self.capacity.max(1);
+        self.negative_capacity = self.negative_capacity.max(1);
+        self.ttl_jitter = if self.ttl_jitter.is_finite() {
+            self.ttl_jitter.clamp(0.0, 0.9)
+        } else {
+            0.0
+        };
+        self.shards = self.shards.max(1);
+        self.max_in_flight = self.max_in_flight.max(1);
+        self.flight_deadline = self.flight_deadline.max(Duration::from_millis(1));
+        self
+    }
+
     fn shard_count(&self) -> usize {
         let by_size = (self.capacity / MIN_ENTRIES_PER_SHARD).max(1);
         let n = self.shards.min(by_size).max(1);
         // Largest power of two <= n.
         1 << (usize::BITS - 1 - n.leading_zeros())
     }
+}
+
+/// The setters of `CacheConfig` itself, from before the builder: code
+/// written against them (`CacheConfig::default().capacity(n).ttl(t)`) still
+/// builds, with a deprecation warning. Unlike
+/// [`CacheConfigBuilder::build`], which refuses a value out of range, they
+/// bring it to the nearest allowed one, as they always did.
+macro_rules! deprecated_setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl CacheConfig {
+            $(
+                $(#[$doc])*
+                #[deprecated(
+                    since = "0.1.0",
+                    note = "use `CacheConfig::builder()`, whose `build()` refuses a value out of range"
+                )]
+                pub fn $name(self, value: $ty) -> Self {
+                    CacheConfigBuilder { config: self }.$name(value).config.clamped()
+                }
+            )*
+        }
+    };
+}
+
+deprecated_setters! {
+    /// [`CacheConfigBuilder::capacity`], at least 1.
+    capacity: usize;
+    /// [`CacheConfigBuilder::ttl`].
+    ttl: Duration;
+    /// [`CacheConfigBuilder::negative_capacity`], at least 1.
+    negative_capacity: usize;
+    /// [`CacheConfigBuilder::negative_ttl`].
+    negative_ttl: Duration;
+    /// [`CacheConfigBuilder::ttl_jitter`], clamped to 0.0..=0.9 (0.0 if not finite).
+    ttl_jitter: f64;
+    /// [`CacheConfigBuilder::shards`], at least 1.
+    shards: usize;
+    /// [`CacheConfigBuilder::max_in_flight`], at least 1.
+    max_in_flight: usize;
+    /// [`CacheConfigBuilder::flight_deadline`], at least 1 ms.
+    flight_deadline: Duration;
 }
 
 /// A snapshot of the cache counters.
@@ -1284,6 +1341,50 @@ mod tests {
             }
             .boxed()
         }
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_setters_still_work_and_bring_values_into_range() {
+        let ms = Duration::from_millis;
+        let old = CacheConfig::default()
+            .capacity(500)
+            .ttl(ms(7_000))
+            .negative_capacity(9)
+            .negative_ttl(ms(11_000))
+            .ttl_jitter(0.3)
+            .shards(4)
+            .max_in_flight(3)
+            .flight_deadline(ms(250));
+        let new = CacheConfig::builder()
+            .capacity(500)
+            .ttl(ms(7_000))
+            .negative_capacity(9)
+            .negative_ttl(ms(11_000))
+            .ttl_jitter(0.3)
+            .shards(4)
+            .max_in_flight(3)
+            .flight_deadline(ms(250))
+            .build();
+        assert_eq!(Ok(old), new);
+
+        let out_of_range = CacheConfig::default()
+            .capacity(0)
+            .negative_capacity(0)
+            .ttl_jitter(2.0)
+            .shards(0)
+            .max_in_flight(0)
+            .flight_deadline(Duration::ZERO);
+        let nearest = CacheConfig::builder()
+            .capacity(1)
+            .negative_capacity(1)
+            .ttl_jitter(0.9)
+            .shards(1)
+            .max_in_flight(1)
+            .flight_deadline(ms(1))
+            .build();
+        assert_eq!(Ok(out_of_range), nearest);
+        assert_eq!(CacheConfig::default().ttl_jitter(f64::NAN).ttl_jitter, 0.0);
     }
 
     fn cache(config: CacheConfig) -> (CachedVerifier, Arc<Counting>) {

@@ -23,7 +23,11 @@ use actix_web::error::InternalError;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{self, Either, LocalBoxFuture, Ready};
 
-use crate::auth::{AccountKitAuth, MaybeAccount, Step, VerifiedAccount};
+/// The extracted types live with the middleware that shares their state;
+/// they are named here too, where the extractors are implemented.
+pub use crate::auth::{MaybeAccount, VerifiedAccount};
+
+use crate::auth::{AccountKitAuth, Step};
 use crate::verify::Refusal;
 
 type ExtractFuture<T> = Either<
