@@ -366,6 +366,14 @@ impl AccountKitAuth {
             }
     }
 
+    /// Whether `other` trusts and makes the same verifications as this
+    /// value (the same verifier, the same max age): either may then serve
+    /// a route registered with both.
+    pub(crate) fn decides_as(&self, other: &AccountKitAuth) -> bool {
+        self.inner.verifier_id == other.inner.verifier_id
+            && self.inner.max_age == other.inner.max_age
+    }
+
     /// What a verification yields; the account id goes to the request's
     /// span as `enduser.id`.
     fn verified(&self, account: Arc<Account>, token: RequestToken) -> VerifiedAccount {

@@ -9,7 +9,10 @@
 //! middleware they verify the request themselves with the [`AccountKitAuth`]
 //! registered as app data (`App::app_data(auth.clone())` or
 //! `web::Data::new(auth)`), so a single handler can be protected by its
-//! signature alone.
+//! signature alone. Register every `AccountKitAuth` of an app in one of the
+//! two forms: a route that finds two deciding differently (one of each
+//! form, at any levels) is answered with a 500 naming the mistake, since
+//! actix-web cannot tell which of two types is registered closer.
 //!
 //! # Why not `Option<VerifiedAccount>`
 //!
@@ -68,7 +71,10 @@ fn extract<T: 'static>(
     anonymous_ok: bool,
     wrap: fn(Option<VerifiedAccount>) -> Result<T, actix_web::Error>,
 ) -> ExtractFuture<T> {
-    let registered = registered_auth(req);
+    let registered = match registered_auth(req) {
+        Ok(registered) => registered,
+        Err(conflict) => return Either::Left(future::err(conflict)),
+    };
     if let Some(found) = req.extensions().get::<VerifiedAccount>() {
         if registered.is_none_or(|auth| auth.made(found)) {
             return Either::Left(future::ready(wrap(Some(found.clone()))));
@@ -99,11 +105,24 @@ fn extract<T: 'static>(
     }
 }
 
-fn registered_auth(req: &HttpRequest) -> Option<&AccountKitAuth> {
-    req.app_data::<AccountKitAuth>().or_else(|| {
-        req.app_data::<web::Data<AccountKitAuth>>()
-            .map(|d| d.get_ref())
-    })
+/// The `AccountKitAuth` registered for this route, in either form.
+///
+/// actix-web looks each type up from the innermost scope outwards, but the
+/// two forms are two types: a plain one registered on the `App` would be
+/// found before a `web::Data` one on the route's own scope, and the route
+/// would trust (or verify with) the outer verifier instead of its own. So
+/// when both forms are found and they would decide differently, which one
+/// is the route's cannot be told, and the request is refused (a 500 that
+/// says so) rather than guessed.
+fn registered_auth(req: &HttpRequest) -> Result<Option<&AccountKitAuth>, actix_web::Error> {
+    let plain = req.app_data::<AccountKitAuth>();
+    let data = req
+        .app_data::<web::Data<AccountKitAuth>>()
+        .map(|d| d.get_ref());
+    match (plain, data) {
+        (Some(a), Some(b)) if !a.decides_as(b) => Err(server_error(CONFLICTING_APP_DATA)),
+        (a, b) => Ok(a.or(b)),
+    }
 }
 
 fn refused(auth: &AccountKitAuth, req: &HttpRequest, refusal: Refusal) -> actix_web::Error {
@@ -111,15 +130,26 @@ fn refused(auth: &AccountKitAuth, req: &HttpRequest, refusal: Refusal) -> actix_
     InternalError::from_response(refusal, response).into()
 }
 
+const CONFLICTING_APP_DATA: &str =
+    "two different AccountKitAuth are registered for this route, one as app_data(auth) and one \
+     as app_data(web::Data::new(auth)), and which is the route's own cannot be told: register \
+     every AccountKitAuth in one form";
+
 fn missing_app_data() -> actix_web::Error {
-    const MESSAGE: &str = "VerifiedAccount needs an AccountKitAuth: wrap the route with it, or \
-                           register it with App::app_data(auth.clone())";
-    tracing::error!("{MESSAGE}");
+    server_error(
+        "VerifiedAccount needs an AccountKitAuth: wrap the route with it, or register it with \
+         App::app_data(auth.clone())",
+    )
+}
+
+/// A configuration mistake: logged, and answered as a 500 that names it.
+fn server_error(message: &'static str) -> actix_web::Error {
+    tracing::error!("{message}");
     InternalError::from_response(
-        MESSAGE,
+        message,
         HttpResponse::InternalServerError().json(serde_json::json!({
             "error": "server_error",
-            "error_description": MESSAGE,
+            "error_description": message,
         })),
     )
     .into()

@@ -163,3 +163,50 @@ async fn the_inner_verifier_decides_for_its_own_tokens() {
         "refused by the outer scope of app B"
     );
 }
+
+#[actix_web::test]
+async fn an_outer_plain_registration_does_not_stand_in_for_an_inner_data_one() {
+    // actix-web finds a plain `AccountKitAuth` on the App before a
+    // `web::Data<AccountKitAuth>` on the route: two types, each looked up
+    // innermost first. Which is the route's own cannot be told, so two
+    // that decide differently are refused, never guessed between.
+    let emu = emulator();
+    let (a, b) = (kit(&emu), other_app(&emu));
+    let (ka, kb) = (a.clone(), b.clone());
+    let app = serve!(move || {
+        App::new()
+            .app_data(ka.auth().clone())
+            .wrap(ka.auth().clone())
+            .service(
+                web::resource("/b-data")
+                    .app_data(web::Data::new(kb.auth().clone()))
+                    .to(me),
+            )
+            .service(
+                web::resource("/b-data-maybe")
+                    .app_data(web::Data::new(kb.auth().clone()))
+                    .to(maybe),
+            )
+            // The same verifier in both forms decides as one: trusted.
+            .service(
+                web::resource("/a-data")
+                    .app_data(web::Data::new(ka.auth().clone()))
+                    .to(me),
+            )
+    });
+    let user = login(&emu, "+15553330004").await;
+    let token = Some(user.token.as_str());
+    for path in ["/b-data", "/b-data-maybe"] {
+        let res = get_with(&app.url(path), token).await;
+        assert_eq!(
+            res.status(),
+            500,
+            "{path}: an app-A token passed app B's route"
+        );
+        let body = res.text().await.unwrap();
+        assert!(body.contains("one form"), "{path}: {body}");
+    }
+    let res = get_with(&app.url("/a-data"), token).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), user.account_id);
+}
