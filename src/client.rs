@@ -4,7 +4,8 @@
 //! the query string; `POST` and `DELETE` carry the access token and proof in
 //! a urlencoded form body, as the document's curl example does, so that they
 //! never sit in a URL. Redirects are not followed (a redirect would forward
-//! credentials to wherever it points). Every attempt of every call goes out
+//! credentials to wherever it points), and an answer from another address
+//! than the one asked is refused (a client of your own that follows them). Every attempt of every call goes out
 //! through one private function (`send`).
 //!
 //! # Retries
@@ -115,6 +116,12 @@ impl GraphClient {
 
     /// Builds a client on a `reqwest::Client` of your own (proxy, TLS roots,
     /// pool settings). Its timeout should not exceed the configured one.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`:
+    /// reqwest follows redirects by default, and a redirect would carry the
+    /// token and its proof wherever it points. An answer that comes from
+    /// another address than the one asked (a redirect was followed) is
+    /// refused as an [`Error::Decode`], never trusted.
     pub fn with_http_client(config: Config, http: reqwest::Client) -> Result<Self, Error> {
         let join = |base: &Url, path: &str| {
             base.join(path).map_err(|_| ConfigError::InvalidBaseUrl {
@@ -479,11 +486,26 @@ impl GraphClient {
         extra_secrets: &[&str],
     ) -> Result<T, Error> {
         let timeout = self.inner.config.timeout();
-        let mut response = request
-            .send()
+        let request = request.build().map_err(|e| Error::transport(e, timeout))?;
+        let asked = request.url().clone();
+        let mut response = self
+            .inner
+            .http
+            .execute(request)
             .await
             .map_err(|e| Error::transport(e, timeout))?;
         let status = response.status().as_u16();
+        if response.url() != &asked {
+            // A client of the caller's own followed a redirect: whoever
+            // answered is not the endpoint configured. (No URL in the
+            // error: a read's query string holds the token.)
+            return Err(Error::Decode {
+                status,
+                detail: "answered from another address than the one asked (a redirect was \
+                         followed; see GraphClient::with_http_client)"
+                    .to_owned(),
+            });
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()

@@ -499,6 +499,14 @@ impl ConfigBuilder {
             }
             .into());
         }
+        // The base URL is shown (`Debug`, start-up checks, logs): it must
+        // hold no secret.
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(ConfigError::InvalidBaseUrl {
+                reason: "the base URL must not carry a user name or password",
+            }
+            .into());
+        }
         if !base_url.path().ends_with('/') {
             let path = format!("{}/", base_url.path());
             base_url.set_path(&path);
@@ -752,6 +760,20 @@ mod tests {
             .build()
             .is_err());
         assert!(Config::builder("12", "s").base_url("nope").build().is_err());
+        for url in [
+            "https://user:pass@graph.example",
+            "http://user@127.0.0.1:8787",
+        ] {
+            let err = Config::builder("12", "s")
+                .base_url(url)
+                .build()
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("user name or password"),
+                "{url}: {err}"
+            );
+            assert!(!format!("{err} {err:?}").contains("pass@"), "{err:?}");
+        }
         assert!(Config::builder("12", "s")
             .timeout(Duration::ZERO)
             .build()

@@ -241,3 +241,41 @@ async fn timeouts_and_refused_connections() {
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert!(!format!("{e} {e:?}").contains(APP_SECRET));
 }
+
+#[actix_web::test]
+async fn an_answer_from_where_a_redirect_led_is_refused() {
+    // The configured endpoint redirects every call to the emulator; a
+    // client of the caller's own follows redirects (reqwest's default).
+    let emu = emulator();
+    let target = emu.base_url().trim_end_matches('/').to_owned();
+    let redirector = serve!(move || {
+        let target = target.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest| {
+                let location = format!("{target}{}", req.uri());
+                async move {
+                    actix_web::HttpResponse::TemporaryRedirect()
+                        .insert_header(("location", location))
+                        .finish()
+                }
+            },
+        ))
+    });
+    let user = login(&emu, "+15552220009").await;
+    let config = Config::builder(APP_ID, APP_SECRET)
+        .base_url(redirector.url("/"))
+        .build()
+        .unwrap();
+    let following = GraphClient::with_http_client(config.clone(), reqwest::Client::new()).unwrap();
+    let err = following.me(&user.token).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("redirect was followed"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(&user.token));
+    // The emulator did answer: the refusal is ours, not a failed call.
+    assert_eq!(calls(&emu, "me").await, 1);
+
+    // The crate's own client does not follow: a 307 is an error too.
+    let own = GraphClient::new(config).unwrap();
+    assert!(own.me(&user.token).await.is_err());
+    assert_eq!(calls(&emu, "me").await, 1);
+}
