@@ -97,7 +97,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::{self, BoxFuture, FutureExt, Shared, WeakShared};
 use lru::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{ConfigError, Error};
 use crate::hash::{token_hash, TokenHash};
@@ -1110,13 +1110,7 @@ impl Inner {
     /// Invalidates one key; with `refused_for`, remembers it as refused
     /// (logged out) that long.
     fn invalidate_key(&self, key: &TokenHash, refused_for: Option<Duration>) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        let mut shard = self.shard(key).lock();
-        shard.flights.remove(key);
-        if let Some(old) = shard.positive.remove(key) {
-            shard.by_account.remove(&old.account.id, key);
-            shard.counters.invalidations += 1;
-        }
+        let mut shard = self.evict_key(key);
         match refused_for {
             Some(ttl) if !ttl.is_zero() => {
                 let expires_at = Instant::now() + ttl;
@@ -1132,6 +1126,20 @@ impl Inner {
                 shard.negative.pop(key);
             }
         }
+    }
+
+    /// Evicts one key's verified account (and its flight, whose answer may
+    /// predate the revocation), keeping any refusal cached for it; returns
+    /// its shard, still locked.
+    fn evict_key(&self, key: &TokenHash) -> MutexGuard<'_, Shard> {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut shard = self.shard(key).lock();
+        shard.flights.remove(key);
+        if let Some(old) = shard.positive.remove(key) {
+            shard.by_account.remove(&old.account.id, key);
+            shard.counters.invalidations += 1;
+        }
+        shard
     }
 
     fn invalidate_account(&self, account_id: &str) {
@@ -1207,8 +1215,11 @@ impl Drop for HeldTicket {
 
 /// What the shared tier's received revocations do to this cache.
 impl RevocationTarget for Inner {
+    /// A received revocation says the token no longer lets anyone in: its
+    /// account goes, a refusal held for it stays (a logout made here, whose
+    /// message comes back late, must not lift this instance's own refusal).
     fn invalidate_hash(&self, hash: &TokenHash) {
-        self.invalidate_key(hash, None);
+        drop(self.evict_key(hash));
     }
 
     fn invalidate_account(&self, account_id: &str) {
@@ -1574,6 +1585,42 @@ mod tests {
         flights_over(&c).await;
         assert_eq!(*tier.released.lock(), [7], "handed back to store instead");
         assert_eq!(tier.entries.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_received_revocation_evicts_the_account_and_keeps_a_refusal() {
+        let tier = Arc::new(MemoryTier::default());
+        let up = Arc::new(Counting::default());
+        let c = CachedVerifier::with_shared_tier(up.clone(), CacheConfig::default(), tier.clone())
+            .unwrap();
+        c.verify("ok1").await.unwrap();
+        c.verify("bad1").await.unwrap_err();
+        // A logout made here: refused locally, as its message comes back.
+        c.verify("ok2").await.unwrap();
+        let logout = Revocation::Token {
+            hash: token_hash("ok2"),
+            refused_for: Some(Duration::from_secs(60)),
+        };
+        c.revoke(&logout).await;
+        let calls = up.calls.load(Ordering::SeqCst);
+        // The messages again (late, or another instance's).
+        let sink = tier.sinks.lock()[0].clone();
+        for token in ["ok1", "bad1", "ok2"] {
+            assert!(sink.invalidate_hash(&token_hash(token)));
+        }
+        let before = c.stats();
+        c.verify("bad1").await.unwrap_err();
+        c.verify("ok2").await.unwrap_err();
+        let after = c.stats();
+        assert_eq!(
+            after.negative_hits - before.negative_hits,
+            2,
+            "the refusals stayed"
+        );
+        assert_eq!(after.misses, before.misses);
+        assert_eq!(up.calls.load(Ordering::SeqCst), calls);
+        c.verify("ok1").await.unwrap();
+        assert_eq!(c.stats().misses - after.misses, 1, "the account went");
     }
 
     #[tokio::test]

@@ -253,7 +253,8 @@ impl BreakerState {
 /// What revocations received from the other instances act on: a cache,
 /// seen through these three methods only.
 pub trait RevocationTarget: Send + Sync + 'static {
-    /// Forgets a token by its hash.
+    /// Forgets the account a token (by its hash) was verified as; a refusal
+    /// cached for it stays: a revocation never makes a token valid.
     fn invalidate_hash(&self, hash: &TokenHash);
     /// Forgets every cached token of an account.
     fn invalidate_account(&self, account_id: &str);

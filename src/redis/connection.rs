@@ -241,11 +241,9 @@ impl State {
             // Ours. Applied locally already, but applied again: a queued
             // revocation published late (Redis was slow or away) must also
             // clear what this instance re-cached from the shared entries
-            // meanwhile. A token refusal is skipped: its local negative
-            // entry says more than an eviction would.
-            if !matches!(envelope.message, Message::Token { refused: true, .. }) {
-                self.apply(&envelope.message);
-            }
+            // meanwhile, its own refusal having been lost to a resync or an
+            // eviction. Applying keeps any refusal cached here.
+            self.apply(&envelope.message);
             return;
         }
         self.counters.received.fetch_add(1, Ordering::Relaxed);

@@ -133,6 +133,12 @@ impl SharedTier for RedisTier {
         let state = self.inner.state.clone();
         let hex = hex::encode(key);
         async move {
+            // Revocations made here that Redis has not been told of yet: its
+            // entries may still hold those tokens, so none is read until
+            // they are out (Account Kit answers meanwhile).
+            if state.has_pending() {
+                return SharedLookup::Unavailable;
+            }
             self.call(state.lookup(hex))
                 .await
                 .unwrap_or(SharedLookup::Unavailable)
