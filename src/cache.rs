@@ -127,6 +127,9 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_NEGATIVE_CAPACITY: usize = 10_000;
 /// How long a definite refusal is remembered. Default is 60 seconds.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// The longest lifetime of a cached answer (a TTL, a negative TTL, a
+/// logout's refusal): 365 days.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Largest fraction of the TTL taken off an entry's lifetime. Default is 0.2.
 pub const DEFAULT_TTL_JITTER: f64 = 0.2;
 /// Upper bound of the shard count. Default is 16.
@@ -197,8 +200,8 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// Lifetime of a verified account; zero disables positive caching.
-    /// Default is [`DEFAULT_TTL`].
+    /// Lifetime of a verified account, at most [`MAX_TTL`]; zero disables
+    /// positive caching. Default is [`DEFAULT_TTL`].
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.config.ttl = ttl;
         self
@@ -210,8 +213,8 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// Lifetime of a definite refusal; zero disables negative caching.
-    /// Default is [`DEFAULT_NEGATIVE_TTL`].
+    /// Lifetime of a definite refusal, at most [`MAX_TTL`]; zero disables
+    /// negative caching. Default is [`DEFAULT_NEGATIVE_TTL`].
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.config.negative_ttl = ttl;
         self
@@ -269,6 +272,12 @@ impl CacheConfigBuilder {
         if c.negative_capacity == 0 {
             return invalid("negative_capacity", "at least 1");
         }
+        if c.ttl > MAX_TTL {
+            return invalid("ttl", "at most MAX_TTL (365 days)");
+        }
+        if c.negative_ttl > MAX_TTL {
+            return invalid("negative_ttl", "at most MAX_TTL (365 days)");
+        }
         if !(0.0..=0.9).contains(&c.ttl_jitter) {
             return invalid("ttl_jitter", "a fraction from 0.0 to 0.9");
         }
@@ -297,6 +306,8 @@ impl CacheConfig {
     /// the setters below did before [`CacheConfig::builder`] refused them.
     fn clamped(mut self) -> Self {
         self.capacity = self.capacity.max(1);
+        self.ttl = self.ttl.min(MAX_TTL);
+        self.negative_ttl = self.negative_ttl.min(MAX_TTL);
         self.negative_capacity = self.negative_capacity.max(1);
         self.ttl_jitter = if self.ttl_jitter.is_finite() {
             self.ttl_jitter.clamp(0.0, 0.9)
@@ -342,11 +353,11 @@ macro_rules! deprecated_setters {
 deprecated_setters! {
     /// [`CacheConfigBuilder::capacity`], at least 1.
     capacity: usize;
-    /// [`CacheConfigBuilder::ttl`].
+    /// [`CacheConfigBuilder::ttl`], at most [`MAX_TTL`].
     ttl: Duration;
     /// [`CacheConfigBuilder::negative_capacity`], at least 1.
     negative_capacity: usize;
-    /// [`CacheConfigBuilder::negative_ttl`].
+    /// [`CacheConfigBuilder::negative_ttl`], at most [`MAX_TTL`].
     negative_ttl: Duration;
     /// [`CacheConfigBuilder::ttl_jitter`], clamped to 0.0..=0.9 (0.0 if not finite).
     ttl_jitter: f64;
@@ -1113,7 +1124,7 @@ impl Inner {
         let mut shard = self.evict_key(key);
         match refused_for {
             Some(ttl) if !ttl.is_zero() => {
-                let expires_at = Instant::now() + ttl;
+                let expires_at = Instant::now() + ttl.min(MAX_TTL);
                 shard.negative.push(
                     *key,
                     Negative {
@@ -1385,7 +1396,8 @@ mod tests {
             .ttl_jitter(2.0)
             .shards(0)
             .max_in_flight(0)
-            .flight_deadline(Duration::ZERO);
+            .flight_deadline(Duration::ZERO)
+            .negative_ttl(Duration::MAX);
         let nearest = CacheConfig::builder()
             .capacity(1)
             .negative_capacity(1)
@@ -1393,6 +1405,7 @@ mod tests {
             .shards(1)
             .max_in_flight(1)
             .flight_deadline(ms(1))
+            .negative_ttl(MAX_TTL)
             .build();
         assert_eq!(Ok(out_of_range), nearest);
         assert_eq!(CacheConfig::default().ttl_jitter(f64::NAN).ttl_jitter, 0.0);
@@ -2032,6 +2045,13 @@ mod tests {
             refused(CacheConfig::builder().flight_deadline(Duration::ZERO)),
             "flight_deadline"
         );
+        let past_max = MAX_TTL + Duration::from_secs(1);
+        assert_eq!(refused(CacheConfig::builder().ttl(past_max)), "ttl");
+        assert_eq!(
+            refused(CacheConfig::builder().negative_ttl(Duration::MAX)),
+            "negative_ttl"
+        );
+        assert!(CacheConfig::builder().ttl(MAX_TTL).build().is_ok());
         assert_eq!(
             CacheConfig::builder().build().unwrap(),
             CacheConfig::default()

@@ -39,6 +39,9 @@ pub const DEFAULT_BREAKER_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest the breaker stays open between two probes (the wait doubles
 /// while probes time out). Default is 5 s.
 pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest of the tier's waits (reconnection and breaker backoffs, the
+/// liveness check's interval): one hour.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 /// Builder of [`RedisTier`], from [`RedisTier::builder`] (one server) or
 /// [`RedisTier::cluster_builder`].
@@ -153,17 +156,18 @@ impl RedisTierBuilder {
     }
 
     /// Bound of every Redis call (a slower answer counts as a failure and
-    /// the request falls through to the local cache or Account Kit).
-    /// Default is [`DEFAULT_TIMEOUT`].
+    /// the request falls through to the local cache or Account Kit), from
+    /// 1 ms to one minute. Default is [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout.max(Duration::from_millis(1));
+        self.settings.timeout = timeout.clamp(Duration::from_millis(1), Duration::from_secs(60));
         self
     }
 
     /// Longest wait between two reconnection attempts (the wait starts at
-    /// 50 ms and doubles). Default is [`DEFAULT_MAX_BACKOFF`].
+    /// 50 ms and doubles), at most [`LONGEST_WAIT`]. Default is
+    /// [`DEFAULT_MAX_BACKOFF`].
     pub fn max_backoff(mut self, max: Duration) -> Self {
-        self.settings.max_backoff = max.max(MIN_BACKOFF);
+        self.settings.max_backoff = max.clamp(MIN_BACKOFF, LONGEST_WAIT);
         self
     }
 
@@ -176,10 +180,10 @@ impl RedisTierBuilder {
         self
     }
 
-    /// Interval of the subscription's liveness check. Default is
-    /// [`DEFAULT_HEALTH_INTERVAL`].
+    /// Interval of the subscription's liveness check, from 10 ms to
+    /// [`LONGEST_WAIT`]. Default is [`DEFAULT_HEALTH_INTERVAL`].
     pub fn health_interval(mut self, interval: Duration) -> Self {
-        self.settings.health_interval = interval.max(Duration::from_millis(10));
+        self.settings.health_interval = interval.clamp(Duration::from_millis(10), LONGEST_WAIT);
         self
     }
 
@@ -197,14 +201,16 @@ impl RedisTierBuilder {
     /// `backoff`, one request probes Redis again: an answer closes the
     /// breaker, a timeout opens it for twice as long, up to `max_backoff`.
     /// A hung Redis thus costs `threshold` timeouts, then at most one per
-    /// probe. Defaults are [`DEFAULT_BREAKER_THRESHOLD`],
+    /// probe. Both waits are at most [`LONGEST_WAIT`]. Defaults are
+    /// [`DEFAULT_BREAKER_THRESHOLD`],
     /// [`DEFAULT_BREAKER_BACKOFF`] and [`DEFAULT_BREAKER_MAX_BACKOFF`];
     /// [`SharedStats::breaker`](crate::shared::SharedStats::breaker) says
     /// its state.
     pub fn breaker(mut self, threshold: u32, backoff: Duration, max_backoff: Duration) -> Self {
         self.settings.breaker_threshold = threshold.max(1);
-        self.settings.breaker_backoff = backoff.max(Duration::from_millis(1));
-        self.settings.breaker_max_backoff = max_backoff.max(self.settings.breaker_backoff);
+        self.settings.breaker_backoff = backoff.clamp(Duration::from_millis(1), LONGEST_WAIT);
+        self.settings.breaker_max_backoff =
+            max_backoff.clamp(self.settings.breaker_backoff, LONGEST_WAIT);
         self
     }
 
@@ -328,5 +334,32 @@ mod tests {
         assert!(!shown.contains("the-app-secret"));
         let key = config.derive_key(ENTRY_KEY_PURPOSE);
         assert!(!shown.contains(&hex::encode(key.expose_secret())));
+    }
+
+    #[test]
+    fn waits_are_kept_within_their_bounds() {
+        let config = config();
+        let long = RedisTier::builder("redis://127.0.0.1/", &config)
+            .timeout(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .health_interval(Duration::MAX)
+            .breaker(1, Duration::MAX, Duration::MAX);
+        let s = &long.settings;
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        for wait in [
+            s.max_backoff,
+            s.health_interval,
+            s.breaker_backoff,
+            s.breaker_max_backoff,
+        ] {
+            assert_eq!(wait, LONGEST_WAIT);
+        }
+        let short = RedisTier::builder("redis://127.0.0.1/", &config)
+            .timeout(Duration::ZERO)
+            .breaker(0, Duration::ZERO, Duration::ZERO);
+        let s = &short.settings;
+        assert_eq!(s.timeout, Duration::from_millis(1));
+        assert_eq!(s.breaker_threshold, 1);
+        assert_eq!(s.breaker_max_backoff, s.breaker_backoff);
     }
 }
