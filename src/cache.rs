@@ -379,7 +379,9 @@ pub struct CacheStats {
     pub negative_hits: u64,
     /// Lookups not answered from the cache (each started a flight, joined
     /// one, or was refused as overloaded: once the flights are over,
-    /// `misses = upstream_calls + shared_hits + coalesced + overloaded`).
+    /// `misses = upstream_calls + shared_hits + coalesced + overloaded`,
+    /// plus the flights that ended unanswered: past their
+    /// [`CacheConfigBuilder::flight_deadline`], or cancelled).
     pub misses: u64,
     /// Misses that waited for a flight already under way.
     pub coalesced: u64,
