@@ -366,12 +366,12 @@ impl AccountKitAuth {
             }
     }
 
-    /// Whether `other` trusts and makes the same verifications as this
-    /// value (the same verifier, the same max age): either may then serve
-    /// a route registered with both.
-    pub(crate) fn decides_as(&self, other: &AccountKitAuth) -> bool {
-        self.inner.verifier_id == other.inner.verifier_id
-            && self.inner.max_age == other.inner.max_age
+    /// Whether `other` is this value (a clone of it): only then may either
+    /// serve a route registered with both. Two built apart may differ in
+    /// more than their verifier: where they read the token (a cookie, or
+    /// the header only), their realm, their error handler.
+    pub(crate) fn is(&self, other: &AccountKitAuth) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// What a verification yields; the account id goes to the request's

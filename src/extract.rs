@@ -10,8 +10,8 @@
 //! registered as app data (`App::app_data(auth.clone())` or
 //! `web::Data::new(auth)`), so a single handler can be protected by its
 //! signature alone. Register every `AccountKitAuth` of an app in one of the
-//! two forms: a route that finds two deciding differently (one of each
-//! form, at any levels) is answered with a 500 naming the mistake, since
+//! two forms: a route that finds one of each form (at any levels) that are
+//! not clones of one value is answered with a 500 naming the mistake, since
 //! actix-web cannot tell which of two types is registered closer.
 //!
 //! # Why not `Option<VerifiedAccount>`
@@ -110,17 +110,17 @@ fn extract<T: 'static>(
 /// actix-web looks each type up from the innermost scope outwards, but the
 /// two forms are two types: a plain one registered on the `App` would be
 /// found before a `web::Data` one on the route's own scope, and the route
-/// would trust (or verify with) the outer verifier instead of its own. So
-/// when both forms are found and they would decide differently, which one
-/// is the route's cannot be told, and the request is refused (a 500 that
-/// says so) rather than guessed.
+/// would trust (or verify with) the outer verifier, or read the token where
+/// the outer one does, instead of as its own does. So when both forms are
+/// found and are not one value, which one is the route's cannot be told,
+/// and the request is refused (a 500 that says so) rather than guessed.
 fn registered_auth(req: &HttpRequest) -> Result<Option<&AccountKitAuth>, actix_web::Error> {
     let plain = req.app_data::<AccountKitAuth>();
     let data = req
         .app_data::<web::Data<AccountKitAuth>>()
         .map(|d| d.get_ref());
     match (plain, data) {
-        (Some(a), Some(b)) if !a.decides_as(b) => Err(server_error(CONFLICTING_APP_DATA)),
+        (Some(a), Some(b)) if !a.is(b) => Err(server_error(CONFLICTING_APP_DATA)),
         (a, b) => Ok(a.or(b)),
     }
 }
@@ -131,7 +131,7 @@ fn refused(auth: &AccountKitAuth, req: &HttpRequest, refusal: Refusal) -> actix_
 }
 
 const CONFLICTING_APP_DATA: &str =
-    "two different AccountKitAuth are registered for this route, one as app_data(auth) and one \
+    "two AccountKitAuth (not clones of one) are registered for this route, one as app_data(auth) and one \
      as app_data(web::Data::new(auth)), and which is the route's own cannot be told: register \
      every AccountKitAuth in one form";
 

@@ -169,7 +169,7 @@ async fn an_outer_plain_registration_does_not_stand_in_for_an_inner_data_one() {
     // actix-web finds a plain `AccountKitAuth` on the App before a
     // `web::Data<AccountKitAuth>` on the route: two types, each looked up
     // innermost first. Which is the route's own cannot be told, so two
-    // that decide differently are refused, never guessed between.
+    // that are not one value are refused, never guessed between.
     let emu = emulator();
     let (a, b) = (kit(&emu), other_app(&emu));
     let (ka, kb) = (a.clone(), b.clone());
@@ -187,7 +187,16 @@ async fn an_outer_plain_registration_does_not_stand_in_for_an_inner_data_one() {
                     .app_data(web::Data::new(kb.auth().clone()))
                     .to(maybe),
             )
-            // The same verifier in both forms decides as one: trusted.
+            // The same verifier, rebuilt: it may read the token elsewhere,
+            // answer under another realm; not one value, so refused too.
+            .service(
+                web::resource("/a-rebuilt")
+                    .app_data(web::Data::new(
+                        ka.auth().to_builder().realm("rebuilt").build().unwrap(),
+                    ))
+                    .to(me),
+            )
+            // A clone in the other form is one value: it serves.
             .service(
                 web::resource("/a-data")
                     .app_data(web::Data::new(ka.auth().clone()))
@@ -196,12 +205,12 @@ async fn an_outer_plain_registration_does_not_stand_in_for_an_inner_data_one() {
     });
     let user = login(&emu, "+15553330004").await;
     let token = Some(user.token.as_str());
-    for path in ["/b-data", "/b-data-maybe"] {
+    for path in ["/b-data", "/b-data-maybe", "/a-rebuilt"] {
         let res = get_with(&app.url(path), token).await;
         assert_eq!(
             res.status(),
             500,
-            "{path}: an app-A token passed app B's route"
+            "{path}: served by the App's registration"
         );
         let body = res.text().await.unwrap();
         assert!(body.contains("one form"), "{path}: {body}");
