@@ -4,8 +4,9 @@
 //! the query string; `POST` and `DELETE` carry the access token and proof in
 //! a urlencoded form body, as the document's curl example does, so that they
 //! never sit in a URL. Redirects are not followed (a redirect would forward
-//! credentials to wherever it points), and an answer from another address
-//! than the one asked is refused (a client of your own that follows them). Every attempt of every call goes out
+//! credentials to wherever it points; [`GraphClient::with_http_client_builder`]
+//! turns them off on a client of your own too), and an answer from another
+//! address than the one asked is refused. Every attempt of every call goes out
 //! through one private function (`send`).
 //!
 //! # Retries
@@ -100,7 +101,30 @@ struct Inner {
 impl GraphClient {
     /// Builds a client (and its connection pool) from a configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
+        Self::with_http_client_builder(config, reqwest::Client::builder())
+    }
+
+    /// Builds a client on a `reqwest::ClientBuilder` of your own (a proxy,
+    /// TLS roots, pool settings). This crate sets on it the configured
+    /// timeouts, its user agent, the idle-connection timeout, and turns
+    /// redirects off: a redirect would carry the token and its proof
+    /// wherever it points.
+    ///
+    /// ```
+    /// use actix_accountkit::{client::GraphClient, Config};
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> Result<(), actix_accountkit::Error> {
+    /// let config = Config::builder("1234", "app-secret").build()?;
+    /// let http = reqwest::Client::builder().pool_max_idle_per_host(16);
+    /// let client = GraphClient::with_http_client_builder(config, http)?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn with_http_client_builder(
+        config: Config,
+        http: reqwest::ClientBuilder,
+    ) -> Result<Self, Error> {
+        let http = http
             .timeout(config.timeout())
             .connect_timeout(config.timeout())
             // Drop idle connections before a server's keep-alive would:
@@ -111,18 +135,25 @@ impl GraphClient {
             .user_agent(concat!("actix-accountkit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
-        Self::with_http_client(config, http)
+        Self::on(config, http)
     }
 
-    /// Builds a client on a `reqwest::Client` of your own (proxy, TLS roots,
-    /// pool settings). Its timeout should not exceed the configured one.
-    ///
-    /// Build it with `.redirect(reqwest::redirect::Policy::none())`:
-    /// reqwest follows redirects by default, and a redirect would carry the
-    /// token and its proof wherever it points. An answer that comes from
-    /// another address than the one asked (a redirect was followed) is
-    /// refused as an [`Error::Decode`], never trusted.
+    /// Builds a client on a `reqwest::Client` of your own. Its timeout
+    /// should not exceed the configured one, and it must not follow
+    /// redirects (reqwest's default follows up to 10): a redirect would
+    /// carry the token and its proof wherever it points. An answer from
+    /// another address than the one asked is refused
+    /// ([`Error::Redirected`], never retried), but by then the request
+    /// has gone.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `with_http_client_builder`, which turns redirects off"
+    )]
     pub fn with_http_client(config: Config, http: reqwest::Client) -> Result<Self, Error> {
+        Self::on(config, http)
+    }
+
+    fn on(config: Config, http: reqwest::Client) -> Result<Self, Error> {
         let join = |base: &Url, path: &str| {
             base.join(path).map_err(|_| ConfigError::InvalidBaseUrl {
                 reason: "cannot append the API path",
@@ -497,14 +528,8 @@ impl GraphClient {
         let status = response.status().as_u16();
         if response.url() != &asked {
             // A client of the caller's own followed a redirect: whoever
-            // answered is not the endpoint configured. (No URL in the
-            // error: a read's query string holds the token.)
-            return Err(Error::Decode {
-                status,
-                detail: "answered from another address than the one asked (a redirect was \
-                         followed; see GraphClient::with_http_client)"
-                    .to_owned(),
-            });
+            // answered is not the endpoint configured.
+            return Err(Error::Redirected);
         }
         let mut body = Vec::new();
         while let Some(chunk) = response

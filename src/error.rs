@@ -169,6 +169,15 @@ pub enum Error {
         /// What was wrong, without any of the body's content.
         detail: String,
     },
+    /// The answer came from another address than the one asked: the HTTP
+    /// client followed a redirect (a client given to the deprecated
+    /// `GraphClient::with_http_client`). Not trusted, not retried. No URL
+    /// in it: a read's query string holds the token.
+    #[error(
+        "the answer came from another address than the one asked (the HTTP client followed a \
+         redirect; build it with GraphClient::with_http_client_builder)"
+    )]
+    Redirected,
     /// The configuration is not usable.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
@@ -262,7 +271,8 @@ impl Error {
             Error::Graph(g) => {
                 g.is_rate_limited() || (g.status >= 500 && !g.is_app_misconfigured())
             }
-            Error::Config(_)
+            Error::Redirected
+            | Error::Config(_)
             | Error::InvalidLimit { .. }
             | Error::InvalidAccountId
             | Error::CredentialsRefused { .. } => false,
@@ -279,6 +289,7 @@ impl Error {
             Error::Graph(g) => g.is_rate_limited() || g.is_app_misconfigured() || g.status >= 500,
             Error::Timeout { .. }
             | Error::Aborted
+            | Error::Redirected
             | Error::Config(_)
             | Error::InvalidLimit { .. }
             | Error::InvalidAccountId
