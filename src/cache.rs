@@ -707,7 +707,7 @@ impl CachedVerifier {
 
     /// Empties the cache (counters are kept). Local only.
     pub fn invalidate_all(&self) {
-        self.inner.invalidate_all();
+        self.inner.invalidate_all(false);
     }
 
     /// Revokes across the fleet (*revoke*), as the
@@ -1177,14 +1177,18 @@ impl Inner {
         }
     }
 
-    fn invalidate_all(&self) {
+    /// Empties the cache; with `keep_refusals`, only of its verified
+    /// accounts.
+    fn invalidate_all(&self, keep_refusals: bool) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.account_epoch.fetch_add(1, Ordering::SeqCst);
         for shard in self.shards.iter() {
             let mut shard = shard.0.lock();
             let removed = shard.positive.len() as u64;
             shard.positive.clear();
-            shard.negative.clear();
+            if !keep_refusals {
+                shard.negative.clear();
+            }
             shard.by_account.clear();
             shard.counters.invalidations += removed;
         }
@@ -1239,8 +1243,11 @@ impl RevocationTarget for Inner {
         Inner::invalidate_account(self, account_id);
     }
 
+    /// Revocations may have been missed: every verified account goes. The
+    /// refusals stay, as for one revocation (a logout made here, not yet
+    /// published, is held by its refusal alone).
     fn invalidate_all(&self) {
-        Inner::invalidate_all(self);
+        Inner::invalidate_all(self, true);
     }
 }
 
@@ -1603,7 +1610,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_received_revocation_evicts_the_account_and_keeps_a_refusal() {
+    async fn received_revocations_evict_accounts_and_keep_refusals() {
         let tier = Arc::new(MemoryTier::default());
         let up = Arc::new(Counting::default());
         let c = CachedVerifier::with_shared_tier(up.clone(), CacheConfig::default(), tier.clone())
@@ -1636,6 +1643,19 @@ mod tests {
         assert_eq!(up.calls.load(Ordering::SeqCst), calls);
         c.verify("ok1").await.unwrap();
         assert_eq!(c.stats().misses - after.misses, 1, "the account went");
+
+        // A resync (revocations may have been missed) likewise.
+        assert!(sink.invalidate_all());
+        let before = c.stats();
+        c.verify("ok2").await.unwrap_err();
+        c.verify("ok1").await.unwrap();
+        let after = c.stats();
+        assert_eq!(
+            after.negative_hits - before.negative_hits,
+            1,
+            "the refusal stayed"
+        );
+        assert_eq!(after.misses - before.misses, 1, "the account went");
     }
 
     #[tokio::test]

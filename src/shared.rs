@@ -258,7 +258,8 @@ pub trait RevocationTarget: Send + Sync + 'static {
     fn invalidate_hash(&self, hash: &TokenHash);
     /// Forgets every cached token of an account.
     fn invalidate_account(&self, account_id: &str);
-    /// Forgets everything (revocations may have been missed).
+    /// Forgets every verified account (revocations may have been missed);
+    /// cached refusals stay.
     fn invalidate_all(&self);
 }
 

@@ -11,6 +11,7 @@ use super::entry::{Entry, Opened};
 use super::messages::{counter_step, Message};
 use super::scripts::LookupStatus;
 use super::state::{Failure, State};
+use crate::cache::MAX_TTL;
 use crate::shared::{Revocation, SharedLookup};
 use crate::verify::Verification;
 
@@ -175,6 +176,9 @@ impl State {
             let mut call;
             match revocation {
                 Revocation::Token { hash, refused_for } => {
+                    // As long as the local refusal at most: a longer one
+                    // is refused by Redis, and would stay queued forever.
+                    let refused_for = refused_for.map(|ttl| ttl.min(MAX_TTL));
                     let entry_key = self.keys.token(&hex::encode(hash));
                     // How long every instance reading the entry keeps the
                     // token as refused; 0: the entry is only dropped.
@@ -182,7 +186,7 @@ impl State {
                     let refusal = match refused_for {
                         Some(ttl) if refused_ms > 0 => self
                             .sealer
-                            .seal(&entry_key, &Entry::InvalidToken { subcode: None }, *ttl)
+                            .seal(&entry_key, &Entry::InvalidToken { subcode: None }, ttl)
                             .map_err(|_| Failure::Unreadable)?,
                         _ => String::new(),
                     };
@@ -250,14 +254,22 @@ impl State {
     }
 
     /// Publishes the queued revocations; `false` at the first failure.
+    /// Each stays queued until Redis has it, so that [`has_pending`]
+    /// holds while it is being published.
+    ///
+    /// [`has_pending`]: Self::has_pending
     pub(super) async fn flush_pending(&self) -> bool {
         loop {
-            let Some(next) = self.pending.lock().pop_front() else {
+            let Some(next) = self.pending.lock().front().cloned() else {
                 return true;
             };
             if self.publish(&next).await.is_err() {
-                self.pending.lock().push_front(next);
                 return false;
+            }
+            let mut pending = self.pending.lock();
+            // Unless the queue overflowed meanwhile and dropped it.
+            if pending.front() == Some(&next) {
+                pending.pop_front();
             }
         }
     }

@@ -88,7 +88,11 @@
 //! An instance that may have missed revocations (Redis's revocation counter
 //! moved since the instance's last checkpoint, taken at each liveness check
 //! once every revocation it counts has been received) empties its local
-//! cache when it reconnects ([`SharedStats::resyncs`]).
+//! cache of verified accounts when it reconnects
+//! ([`SharedStats::resyncs`]); refusals stay, since no revocation makes a
+//! token valid. While revocations made on an instance wait to be
+//! published, that instance reads no entry from Redis (those tokens' entries
+//! may still be there): its misses go to Account Kit until the queue is out.
 //!
 //! # Threads
 //!
