@@ -1406,6 +1406,7 @@ mod tests {
             .shards(0)
             .max_in_flight(0)
             .flight_deadline(Duration::ZERO)
+            .ttl(Duration::MAX)
             .negative_ttl(Duration::MAX);
         let nearest = CacheConfig::builder()
             .capacity(1)
@@ -1414,6 +1415,7 @@ mod tests {
             .shards(1)
             .max_in_flight(1)
             .flight_deadline(ms(1))
+            .ttl(MAX_TTL)
             .negative_ttl(MAX_TTL)
             .build();
         assert_eq!(Ok(out_of_range), nearest);
