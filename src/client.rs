@@ -112,7 +112,6 @@ impl GraphClient {
     ///
     /// ```
     /// use actix_accountkit::{client::GraphClient, Config};
-    /// use std::time::Duration;
     ///
     /// # fn main() -> Result<(), actix_accountkit::Error> {
     /// let config = Config::builder("1234", "app-secret").build()?;
@@ -135,7 +134,7 @@ impl GraphClient {
             .user_agent(concat!("actix-accountkit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
-        Self::on(config, http)
+        Self::from_parts(config, http)
     }
 
     /// Builds a client on a `reqwest::Client` of your own. Its timeout
@@ -150,10 +149,10 @@ impl GraphClient {
         note = "use `with_http_client_builder`, which turns redirects off"
     )]
     pub fn with_http_client(config: Config, http: reqwest::Client) -> Result<Self, Error> {
-        Self::on(config, http)
+        Self::from_parts(config, http)
     }
 
-    fn on(config: Config, http: reqwest::Client) -> Result<Self, Error> {
+    fn from_parts(config: Config, http: reqwest::Client) -> Result<Self, Error> {
         let join = |base: &Url, path: &str| {
             base.join(path).map_err(|_| ConfigError::InvalidBaseUrl {
                 reason: "cannot append the API path",

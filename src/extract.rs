@@ -131,9 +131,9 @@ fn refused(auth: &AccountKitAuth, req: &HttpRequest, refusal: Refusal) -> actix_
 }
 
 const CONFLICTING_APP_DATA: &str =
-    "two AccountKitAuth (not clones of one) are registered for this route, one as app_data(auth) and one \
-     as app_data(web::Data::new(auth)), and which is the route's own cannot be told: register \
-     every AccountKitAuth in one form";
+    "two AccountKitAuth (not clones of one) are registered for this route, one as \
+     app_data(auth) and one as app_data(web::Data::new(auth)), and which is the route's own \
+     cannot be told: register every AccountKitAuth in one form";
 
 fn missing_app_data() -> actix_web::Error {
     server_error(

@@ -241,8 +241,8 @@ impl State {
             // Ours. Applied locally already, but applied again: a queued
             // revocation published late (Redis was slow or away) must also
             // clear what this instance re-cached from the shared entries
-            // meanwhile, its own refusal having been lost to a resync or an
-            // eviction. Applying keeps any refusal cached here.
+            // meanwhile, its own refusal having been pushed out of the
+            // negative LRU. Applying keeps any refusal still cached here.
             self.apply(&envelope.message);
             return;
         }
