@@ -357,7 +357,7 @@ impl Collector for MetricsCollector {
             counter(
                 e,
                 "accountkit_shared_resyncs",
-                "Times the local cache was emptied because revocations may have been missed.",
+                "Times the local cache was emptied of verified accounts because revocations may have been missed.",
                 t.resyncs,
             )?;
             counter(

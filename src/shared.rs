@@ -196,8 +196,9 @@ pub struct SharedStats {
     /// Revocations made here while the tier was unreachable, waiting to be
     /// published when it is back.
     pub revocations_pending: u64,
-    /// Times the local cache was emptied because revocations may have been
-    /// missed (the tier reconnected and revocations happened meanwhile).
+    /// Times the local cache was emptied of verified accounts (refusals
+    /// stay) because revocations may have been missed (the tier reconnected
+    /// and revocations happened meanwhile).
     pub resyncs: u64,
     /// Times the tier connected again after losing its connection (the
     /// first connection is not counted).
