@@ -263,10 +263,13 @@ impl State {
         self.sinks.lock().retain(|sink| f(sink));
     }
 
-    /// Empties every local cache: revocations may have been missed.
+    /// Empties every local cache of its verified accounts (refusals stay):
+    /// revocations may have been missed.
     fn resync(&self, why: &'static str) {
         self.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("{why}: revocations may have been missed, local cache emptied");
+        tracing::warn!(
+            "{why}: revocations may have been missed, verified accounts dropped from the local cache"
+        );
         self.each_cache(RevocationSink::invalidate_all);
     }
 }
