@@ -379,9 +379,8 @@ pub struct CacheStats {
     pub negative_hits: u64,
     /// Lookups not answered from the cache (each started a flight, joined
     /// one, or was refused as overloaded: once the flights are over,
-    /// `misses = upstream_calls + shared_hits + coalesced + overloaded`,
-    /// plus the flights that ended unanswered: past their
-    /// [`CacheConfigBuilder::flight_deadline`], or cancelled).
+    /// `misses = upstream_calls + shared_hits + unanswered + coalesced +
+    /// overloaded`).
     pub misses: u64,
     /// Misses that waited for a flight already under way.
     pub coalesced: u64,
@@ -399,6 +398,11 @@ pub struct CacheStats {
     /// Misses refused because [`CacheConfigBuilder::max_in_flight`] upstream
     /// verifications were already under way (counted in `misses` too).
     pub overloaded: u64,
+    /// Flights that ended without an answer: past their
+    /// [`CacheConfigBuilder::flight_deadline`], cancelled, or (outside a
+    /// Tokio runtime) dropped with their last waiter. Each was a miss and
+    /// a 503 for its waiters; nothing was cached.
+    pub unanswered: u64,
     /// Lookups of a route with a max age
     /// ([`AccountKitAuthBuilder::max_age`](crate::auth::AccountKitAuthBuilder::max_age))
     /// that found an account verified longer ago than that, and verified
@@ -564,6 +568,7 @@ struct Counters {
     expirations: u64,
     invalidations: u64,
     overloaded: u64,
+    unanswered: u64,
     too_old: u64,
 }
 
@@ -746,6 +751,7 @@ impl CachedVerifier {
             s.expirations += c.expirations;
             s.invalidations += c.invalidations;
             s.overloaded += c.overloaded;
+            s.unanswered += c.unanswered;
             s.too_old += c.too_old;
             s.entries += shard.positive.len() as u64;
             let p = shard.positive.stats();
@@ -902,10 +908,13 @@ impl Inner {
     }
 
     /// Forgets flight `id` of `key`, if the shard still lists it.
-    fn forget_flight(&self, key: &TokenHash, id: u64) {
+    fn forget_flight(&self, key: &TokenHash, id: u64, answered: bool) {
         let mut shard = self.shard(key).lock();
         if shard.flights.get(key).is_some_and(|entry| entry.id == id) {
             shard.flights.remove(key);
+        }
+        if !answered {
+            shard.counters.unanswered += 1;
         }
     }
 
@@ -927,6 +936,7 @@ impl Inner {
             cache: Arc::downgrade(self),
             key,
             id,
+            answered: false,
             _slot: slot,
         };
         let work = self.flight_work(key, id, token, fresh);
@@ -934,9 +944,14 @@ impl Inner {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let task = runtime.spawn(async move {
-                    let _guard = guard;
+                    // Moved in whole (not just the field set below), so that
+                    // it lives as long as the flight.
+                    let mut guard = guard;
                     match tokio::time::timeout(deadline, work).await {
-                        Ok(flown) => flown,
+                        Ok(flown) => {
+                            guard.answered = true;
+                            flown
+                        }
                         Err(_) => unanswered(deadline_passed(deadline)),
                     }
                 });
@@ -949,8 +964,10 @@ impl Inner {
                 .shared()
             }
             Err(_) => async move {
-                let _guard = guard;
-                work.await
+                let mut guard = guard;
+                let flown = work.await;
+                guard.answered = true;
+                flown
             }
             .boxed()
             .shared(),
@@ -1283,13 +1300,16 @@ struct FlightGuard {
     cache: Weak<Inner>,
     key: TokenHash,
     id: u64,
+    /// Whether the flight's work ran to its end (and so was counted by
+    /// `complete`); if not, it is counted as unanswered.
+    answered: bool,
     _slot: FlightSlot,
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         if let Some(cache) = self.cache.upgrade() {
-            cache.forget_flight(&self.key, self.id);
+            cache.forget_flight(&self.key, self.id, self.answered);
         }
     }
 }
@@ -1883,11 +1903,21 @@ mod tests {
             matches!(&outcome, Err(Refusal::Unavailable(e)) if e.is_timeout()),
             "{outcome:?}"
         );
-        assert_eq!(c.stats().overloaded, 0);
+        flights_over(&c).await;
+        let s = c.stats();
+        assert_eq!((s.overloaded, s.unanswered, s.upstream_calls), (0, 2, 0));
+        assert_identity(&s);
         assert!(
             c.verify_now("t2").is_none(),
             "a missed deadline is not cached"
         );
+    }
+
+    /// Once the flights are over, every miss is accounted for.
+    fn assert_identity(s: &CacheStats) {
+        let accounted =
+            s.upstream_calls + s.shared_hits + s.unanswered + s.coalesced + s.overloaded;
+        assert_eq!(s.misses, accounted, "{s:?}");
     }
 
     #[test]
@@ -1905,6 +1935,13 @@ mod tests {
         gate.0.add_permits(1);
         let outcome = futures::executor::block_on(c.verify("t2"));
         assert!(matches!(outcome, Err(Refusal::InvalidToken { .. })));
+        let s = c.stats();
+        assert_eq!(
+            (s.unanswered, s.upstream_calls),
+            (1, 1),
+            "t1 dropped, t2 answered"
+        );
+        assert_identity(&s);
     }
 
     // Issue 10 §5: a flight from before an account-wide revocation must not

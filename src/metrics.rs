@@ -39,6 +39,7 @@
 //! | `accountkit_cache_coalesced_total` | counter | misses that joined a verification under way |
 //! | `accountkit_cache_shared_hits_total` | counter | verifications answered by the shared tier |
 //! | `accountkit_cache_overloaded_total` | counter | misses refused because `max_in_flight` verifications were under way |
+//! | `accountkit_cache_unanswered_total` | counter | verifications that ended without an answer (past their deadline, cancelled) |
 //! | `accountkit_cache_evictions_total` | counter | entries pushed out by the capacity bound |
 //! | `accountkit_cache_expirations_total` | counter | entries removed because they had expired |
 //! | `accountkit_cache_invalidations_total` | counter | entries removed by a revocation |
@@ -222,6 +223,12 @@ impl Collector for MetricsCollector {
             "accountkit_cache_overloaded",
             "Misses refused because max_in_flight verifications were already under way.",
             s.overloaded,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_unanswered",
+            "Verifications that ended without an answer (past their deadline, or cancelled).",
+            s.unanswered,
         )?;
         counter(
             e,
