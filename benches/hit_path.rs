@@ -7,8 +7,11 @@
 //! * `hit_path/floor`: SHA-256 of the token + `HashMap<[u8; 32], Arc<Account>>::get`.
 //! * `hit_path/verify_now`: the middleware's synchronous hit path (SHA-256,
 //!   shard lock, LRU get, expiry check, `Arc` clone out, counter).
-//! * `hit_path/parse_bearer`: the step before the cache in the middleware
-//!   (header parsing and the token syntax check), for scale.
+//! * `hit_path/locate_bearer`: the step before the cache in the middleware
+//!   (finding the token in the header; on a hit, its syntax check is
+//!   skipped, see `Verifier::recall`), for scale.
+//! * `hit_path/parse_bearer`: the same with the syntax check, which a miss
+//!   adds.
 //! * `hit_path/verify`: the async trait method on a hit (adds boxing a ready
 //!   future and polling it).
 //! * `contention/*`: the same hit from 2 OS threads at once (the machine has
@@ -53,9 +56,16 @@ fn hit_path(c: &mut Criterion) {
         b.iter(|| floor.get(&token_hash(black_box(&t))).cloned())
     });
     // Not part of the cache, but on the middleware's hit path before it:
-    // finding the token in `Authorization: Bearer …` and checking its syntax.
+    // finding the token in `Authorization: Bearer …` (and, on a miss,
+    // checking its syntax).
     let header = actix_web::http::header::HeaderValue::from_str(&format!("Bearer {t}"))
         .expect("a valid header");
+    g.bench_function("locate_bearer", |b| {
+        b.iter(|| {
+            actix_accountkit::token::locate_bearer(black_box(&header))
+                .is_some_and(|l| l.unchecked_bytes().is_some())
+        })
+    });
     g.bench_function("parse_bearer", |b| {
         b.iter(|| actix_accountkit::token::parse_bearer(black_box(&header)).is_some())
     });

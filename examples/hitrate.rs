@@ -706,7 +706,7 @@ fn memory() {
         c.bytes_allocated as i64 - c.bytes_deallocated as i64
     };
     let keys: Vec<[u8; 32]> = (0..2 * N as u64)
-        .map(|i| token_hash(&format!("tok{i}")))
+        .map(|i| token_hash(format!("tok{i}")))
         .collect();
     let now = Instant::now();
 
@@ -759,7 +759,7 @@ fn hit_cost() {
     use std::hint::black_box;
     const N: usize = 10_000;
     let keys: Vec<[u8; 32]> = (0..N as u64)
-        .map(|i| token_hash(&format!("tok{i}")))
+        .map(|i| token_hash(format!("tok{i}")))
         .collect();
     let mut policy = Policy::<u64>::new(N);
     let mut old = lru::LruCache::<[u8; 32], u64>::new(NonZeroUsize::MIN.saturating_add(N - 1));

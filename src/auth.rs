@@ -392,17 +392,39 @@ impl AccountKitAuth {
         match find_token(req, &self.inner.sources) {
             Presented::Absent => Step::Anonymous,
             Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
-            Presented::Token(token) => {
-                let verifier = &self.inner.verifier;
-                let now = match self.inner.max_age {
-                    None => verifier.verify_now(token.expose_secret()),
-                    Some(max_age) => verifier.verify_now_within(token.expose_secret(), max_age),
-                };
-                match now {
-                    Some(outcome) => Step::Decided(outcome.map(|a| self.verified(a, token))),
-                    None => Step::Pending(token),
+            Presented::Located(located) => {
+                // The hot path: an account remembered for these bytes needs
+                // no syntax check (see `Verifier::recall`).
+                let recalled = located
+                    .unchecked_bytes()
+                    .and_then(|bytes| self.inner.verifier.recall(bytes, self.inner.max_age));
+                match recalled {
+                    Some(Ok(account)) => {
+                        Step::Decided(Ok(self.verified(account, located.remembered())))
+                    }
+                    refused_or_unknown => match (located.check(), refused_or_unknown) {
+                        (Err(m), _) => Step::Decided(Err(Refusal::Malformed(m))),
+                        (Ok(token), Some(refused)) => {
+                            Step::Decided(refused.map(|a| self.verified(a, token)))
+                        }
+                        (Ok(token), None) => self.checked(token),
+                    },
                 }
             }
+            Presented::Token(token) => self.checked(token),
+        }
+    }
+
+    /// A well-formed token: the verifier's answer at hand, or a pending step.
+    fn checked(&self, token: RequestToken) -> Step {
+        let verifier = &self.inner.verifier;
+        let now = match self.inner.max_age {
+            None => verifier.verify_now(token.expose_secret()),
+            Some(max_age) => verifier.verify_now_within(token.expose_secret(), max_age),
+        };
+        match now {
+            Some(outcome) => Step::Decided(outcome.map(|a| self.verified(a, token))),
+            None => Step::Pending(token),
         }
     }
 

@@ -106,6 +106,7 @@ use crate::observe::{self, Answered, Flown, Path};
 use crate::shared::{
     Revocation, RevocationSink, RevocationTarget, SharedLookup, SharedStats, SharedTier,
 };
+use crate::token::check_token;
 use crate::types::Account;
 use crate::verify::{Refusal, Verification, Verifier};
 
@@ -773,6 +774,12 @@ impl CachedVerifier {
     }
 
     fn verify_with(&self, token: &str, max_age: Option<Duration>) -> BoxFuture<'_, Verification> {
+        // No answer is stored for a malformed token, so that an account
+        // recalled for a token's bytes proves the token well-formed
+        // (`recall`, the middleware's hot path, relies on it).
+        if let Err(malformed) = check_token(token) {
+            return future::ready(Err(Refusal::Malformed(malformed))).boxed();
+        }
         match self.inner.lookup_or_fly(token_hash(token), token, max_age) {
             // A cached answer: no span (the hot path).
             Step::Done(outcome) => {
@@ -1359,6 +1366,13 @@ impl Verifier for CachedVerifier {
         self.inner.lookup(&token_hash(token), Some(max_age))
     }
 
+    /// Every answer stored here came from a flight, and every flight from
+    /// `verify_with`, which checks the token first: an
+    /// account found for these bytes was verified for a well-formed token.
+    fn recall(&self, token: &[u8], max_age: Option<Duration>) -> Option<Verification> {
+        self.inner.lookup(&token_hash(token), max_age)
+    }
+
     fn app_id(&self) -> Option<&str> {
         self.inner.verifier.app_id()
     }
@@ -1368,6 +1382,7 @@ impl Verifier for CachedVerifier {
 mod tests {
     use super::*;
     use crate::shared::Revocation;
+    use crate::token::Malformed;
     use std::sync::atomic::AtomicUsize;
 
     /// Accepts tokens starting with "ok", refuses "bad…" with 190, fails
@@ -1501,6 +1516,24 @@ mod tests {
         let s = c.stats();
         assert_eq!(s.negative_entries, 64);
         assert!(s.evictions >= 5_000 - 64);
+    }
+
+    #[tokio::test]
+    async fn only_checked_tokens_are_remembered_so_a_recall_proves_the_syntax() {
+        let (c, upstream) = cache(CacheConfig::default());
+        // The upstream would accept it, but it cannot be a token.
+        let outcome = c.verify("ok#1").await;
+        assert!(
+            matches!(outcome, Err(Refusal::Malformed(Malformed::BadCharacter))),
+            "{outcome:?}"
+        );
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 0);
+        assert!(c.recall(b"ok#1", None).is_none());
+        assert_eq!(c.stats().misses, 0, "refused before the cache");
+
+        c.verify("ok1").await.unwrap();
+        let recalled = c.recall(b"ok1", None).and_then(Result::ok);
+        assert_eq!(recalled.map(|a| a.id.clone()).as_deref(), Some("acct1"));
     }
 
     #[tokio::test]
@@ -1769,7 +1802,7 @@ mod tests {
         let lifetimes: Vec<Duration> = (0..1000)
             .map(|i| {
                 c.inner
-                    .lifetime(Duration::from_secs(100), &token_hash(&format!("t{i}")))
+                    .lifetime(Duration::from_secs(100), &token_hash(format!("t{i}")))
             })
             .collect();
         let min = lifetimes.iter().min().unwrap();

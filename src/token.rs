@@ -176,6 +176,8 @@ pub enum Presented {
     Absent,
     /// A token that passed the syntax check.
     Token(RequestToken),
+    /// A bearer token found in the header, not checked yet.
+    Located(Located),
     /// Something was sent that cannot be a token.
     Malformed(Malformed),
 }
@@ -265,16 +267,32 @@ fn bearer(req: &HttpRequest) -> Option<Presented> {
     if values.next().is_some() {
         return Some(Presented::Malformed(Malformed::Ambiguous));
     }
-    parse_bearer(value)
+    locate_bearer(value).map(Presented::Located)
 }
 
 /// Parses one `Authorization` value; `None` if it is not the Bearer scheme.
 /// Public for the fuzzer and the benches only.
 ///
-/// One pass over the value: the scheme, the spaces, then the token, found
-/// and validated together.
+/// The same as [`locate_bearer`] followed by [`Located::check`].
 #[doc(hidden)]
 pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
+    locate_bearer(value).map(|located| match located.check() {
+        Ok(token) => Presented::Token(token),
+        Err(e) => Presented::Malformed(e),
+    })
+}
+
+/// Finds the token in one `Authorization` value without checking its
+/// characters; `None` if it is not the Bearer scheme. Public for the
+/// fuzzer and the benches only.
+///
+/// The token runs from the first byte after the scheme's spaces to the
+/// last byte that is not a space: the characters between are looked at by
+/// [`Located::check`], which the middleware skips when the verifier
+/// remembers accepting these very bytes
+/// ([`Verifier::recall`](crate::verify::Verifier::recall)).
+#[doc(hidden)]
+pub fn locate_bearer(value: &HeaderValue) -> Option<Located> {
     const SCHEME: &[u8] = b"bearer";
     let bytes = value.as_bytes();
     let at = skip_spaces(bytes, 0);
@@ -287,20 +305,57 @@ pub fn parse_bearer(value: &HeaderValue) -> Option<Presented> {
         return None; // e.g. "Bearerx": another scheme
     }
     let start = skip_spaces(bytes, after);
-    let (end, well_formed) = scan_word(bytes, start);
-    if skip_spaces(bytes, end) != bytes.len() {
-        return Some(Presented::Malformed(Malformed::Ambiguous));
-    }
-    if let Err(e) = verdict(end - start, well_formed) {
-        return Some(Presented::Malformed(e));
-    }
+    // Never below `start`: the byte there, if any, is not a space.
+    let end = bytes.len()
+        - bytes[start..]
+            .iter()
+            .rev()
+            .take_while(|&&b| is_space(b))
+            .count();
     // The token is a slice of the header value: remember where, and share
     // the value's bytes instead of copying them.
-    Some(Presented::Token(RequestToken {
+    Some(Located(RequestToken {
         value: value.clone(),
         start,
         end,
     }))
+}
+
+/// A bearer token found in the header whose characters are not checked
+/// yet. Public for the fuzzer and the benches only; `Debug` hides it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Located(RequestToken);
+
+impl Located {
+    /// The token's bytes, unchecked, if it is not too long to be one (a
+    /// longer one is refused by [`check`](Self::check) before anything
+    /// hashes it). Do not log them.
+    pub fn unchecked_bytes(&self) -> Option<&[u8]> {
+        let RequestToken { value, start, end } = &self.0;
+        value
+            .as_bytes()
+            .get(*start..*end)
+            .filter(|bytes| bytes.len() <= MAX_TOKEN_LEN)
+    }
+
+    /// The token, for a verifier that remembers accepting these bytes: only
+    /// a token that passed [`check`](Self::check) can have been accepted.
+    pub(crate) fn remembered(self) -> RequestToken {
+        self.0
+    }
+
+    /// The syntax check: the token, or why it cannot be one (more than one
+    /// word after `Bearer` is [`Malformed::Ambiguous`]).
+    pub fn check(self) -> Result<RequestToken, Malformed> {
+        let RequestToken { value, start, end } = &self.0;
+        let (word_end, well_formed) = scan_word(value.as_bytes(), *start);
+        if word_end != *end {
+            // A space, then more: a second word.
+            return Err(Malformed::Ambiguous);
+        }
+        verdict(end - start, well_formed).map(|()| self.0)
+    }
 }
 
 /// The value of `name` in a query string, percent-decoded; a repeated
@@ -340,6 +395,10 @@ mod tests {
     fn token_of(p: Presented) -> String {
         match p {
             Presented::Token(t) => t.expose_secret().to_owned(),
+            Presented::Located(l) => match l.check() {
+                Ok(t) => t.expose_secret().to_owned(),
+                Err(e) => panic!("expected a token, got {e:?}"),
+            },
             other => panic!("expected a token, got {other:?}"),
         }
     }

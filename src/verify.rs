@@ -135,6 +135,25 @@ pub trait Verifier: Send + Sync + 'static {
         let _ = (token, max_age);
         None
     }
+
+    /// An answer remembered for exactly these bytes, asked **before** the
+    /// token's syntax is checked: the middleware's hot path, which then
+    /// skips the check on a hit (the check looks at every byte; the
+    /// verifier had it done once, when it first verified the token). With a
+    /// `max_age`, only an account verified within it. Default: `None`.
+    ///
+    /// The middleware trusts an account returned here without checking the
+    /// token, so **return one only for bytes that [`verify`](Self::verify)
+    /// or [`verify_within`](Self::verify_within) accepted as a checked
+    /// token** (as [`CachedVerifier`](crate::cache::CachedVerifier) does: it
+    /// checks every token before its first verification). A refusal or
+    /// `None` is followed by the syntax check (so a malformed token is still
+    /// refused as malformed), then by [`verify_now`](Self::verify_now) or
+    /// its `_within` form if the answer was `None`.
+    fn recall(&self, token: &[u8], max_age: Option<Duration>) -> Option<Verification> {
+        let _ = (token, max_age);
+        None
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
@@ -160,6 +179,10 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn verify_now_within(&self, token: &str, max_age: Duration) -> Option<Verification> {
         (**self).verify_now_within(token, max_age)
+    }
+
+    fn recall(&self, token: &[u8], max_age: Option<Duration>) -> Option<Verification> {
+        (**self).recall(token, max_age)
     }
 }
 

@@ -58,7 +58,12 @@ fn start() -> Server {
             .build()
             .unwrap(),
     );
-    let auth = AccountKitAuth::new(cache);
+    let addr = serve(AccountKitAuth::new(cache));
+    Server { addr, calls }
+}
+
+/// `auth` in front of `GET /` (the account id), on 127.0.0.1, port 0.
+fn serve(auth: AccountKitAuth) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -78,8 +83,7 @@ fn start() -> Server {
             running.await
         })
     });
-    let addr = rx.recv().expect("server address");
-    Server { addr, calls }
+    rx.recv().expect("server address")
 }
 
 struct Answer {
@@ -346,4 +350,45 @@ fn ten_thousand_hostile_requests_then_the_server_keeps_serving() {
     );
     let ok = send(server.addr, &[format!("Bearer {GOOD}").into_bytes()], "/");
     assert_eq!(ok.status, 200, "still serving");
+}
+
+/// Accepts every string it is given, as the account "1000000000000002".
+struct Gullible;
+
+impl Verifier for Gullible {
+    fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Arc<Account>, Refusal>> {
+        async { Ok(Arc::new(Account::new("1000000000000002"))) }.boxed()
+    }
+}
+
+/// The middleware skips the syntax check when the cache remembers accepting
+/// the very bytes sent; that is sound only if nothing malformed is ever
+/// remembered, whoever asked the cache, and if a remembered refusal does
+/// not hide the syntax error.
+#[test]
+fn what_the_cache_remembers_never_lets_a_malformed_token_through() {
+    let cache = CachedVerifier::new(Gullible, CacheConfig::default());
+    let addr = serve(AccountKitAuth::new(cache.clone()));
+    let sys = actix_web::rt::System::new();
+    // Asked directly (not through the middleware), with what cannot be a token.
+    let direct = sys.block_on(cache.verify("ab#c"));
+    assert!(
+        matches!(direct, Err(Refusal::Malformed(_))),
+        "the cache verified a malformed token: {direct:?}"
+    );
+    let bad = send(addr, &[b"Bearer ab#c".to_vec()], "/");
+    assert_eq!(bad.status, 401);
+    let challenge = bad.challenge.unwrap_or_default();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // A refusal remembered for two words still answers as two words.
+    cache.invalidate_as_refused("two words");
+    assert_eq!(send(addr, &[b"Bearer two words".to_vec()], "/").status, 400);
+
+    // A well-formed token: verified once, then answered from memory.
+    for _ in 0..2 {
+        assert_eq!(send(addr, &[b"Bearer fine".to_vec()], "/").status, 200);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.upstream_calls, stats.hits), (1, 1), "{stats:?}");
 }
