@@ -9,7 +9,8 @@
 //! liveness checks, and an account's index keeps live entries only.
 //!
 //! A verification dropped after its claim releases the claim at once; the
-//! revocation counter moves by random steps. (TLS, cluster and the breaker
+//! revocation counter moves by random steps; an instance whose revocations
+//! wait to be published reads no entry meanwhile. (TLS, cluster and the breaker
 //! have modules of their own: `redis_tls`, `redis_cluster`,
 //! `redis_breaker`.)
 
@@ -193,6 +194,59 @@ async fn redis_outage_keeps_serving_and_revocations_flow_again_after() {
         "A refuses",
         a.me(&u1.token).await == 401
     );
+}
+
+/// While a revocation made on an instance waits to be published, that
+/// instance reads no Redis entry: the entry of the logged-out token is still
+/// there, and Account Kit answers instead.
+#[actix_web::test]
+async fn no_redis_entry_is_read_while_a_revocation_waits_to_be_published() {
+    let server = RedisServer::start();
+    let emu = emulator();
+    // Queued revocations are retried at each health check: a long interval
+    // keeps this one queued for the test.
+    let a = Instance::start_with(
+        &emu,
+        &server,
+        |tier| tier.health_interval(Duration::from_secs(60)),
+        CacheConfig::default(),
+    );
+    connected(&[&a], true).await;
+    let user = login(&emu, "+15558880001").await;
+    let key = format!("accountkit:{APP_ID}:t:{}", hex_sha256(&user.token));
+    assert_eq!(a.me(&user.token).await, 200);
+    let mut redis = attacker(&server.url()).await;
+    within!(
+        Duration::from_secs(5),
+        "the entry is in Redis",
+        raw::<i64>(&mut redis, &["EXISTS", &key]).await == 1
+    );
+
+    // Redis reads, but refuses every revocation (here an ACL that denies
+    // the counter's INCRBY, the scripts' first write): the user logs out,
+    // Account Kit refuses the token from now on, the revocation is queued
+    // while the tier stays connected, and the entry stays.
+    let denied: String = raw(&mut redis, &["ACL", "SETUSER", "default", "-incrby"]).await;
+    assert_eq!(denied, "OK");
+    a.logout(&user.token).await;
+    assert_eq!(a.stats().revocations_pending, 1);
+    assert!(a.stats().connected);
+    assert_eq!(raw::<i64>(&mut redis, &["EXISTS", &key]).await, 1);
+    // The local refusal goes, as when the negative cache evicts it.
+    a.kit.cache().invalidate_token(&user.token);
+
+    let upstream = calls(&emu, "me").await;
+    assert_eq!(
+        a.me(&user.token).await,
+        401,
+        "a logged-out token was let in by a Redis entry"
+    );
+    assert_eq!(
+        calls(&emu, "me").await,
+        upstream + 1,
+        "Account Kit answered"
+    );
+    assert_eq!(a.stats().revocations_pending, 1, "still queued");
 }
 
 /// A tier whose `publish` waits for the test's go-ahead, to hold a
