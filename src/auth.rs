@@ -407,7 +407,8 @@ impl AccountKitAuth {
                         (Ok(token), Some(refused)) => {
                             Step::Decided(refused.map(|a| self.verified(a, token)))
                         }
-                        (Ok(token), None) => self.checked(token),
+                        // `recall` had the verifier's answer at hand, if any.
+                        (Ok(token), None) => Step::Pending(token),
                     },
                 }
             }
@@ -754,6 +755,43 @@ mod tests {
                 status == 503
             );
         }
+    }
+
+    /// A verifier with a memory of its own (`verify_now`) but no `recall`:
+    /// the default recall answers from that memory, after the syntax check.
+    #[test]
+    fn a_verifier_without_recall_answers_from_verify_now_after_the_check() {
+        use crate::types::Account;
+        use crate::verify::Verification;
+        struct Remembers;
+        impl Verifier for Remembers {
+            fn verify<'a>(&'a self, _: &'a str) -> futures::future::BoxFuture<'a, Verification> {
+                Box::pin(async { Err(Refusal::WrongApp) })
+            }
+            fn verify_now(&self, _: &str) -> Option<Verification> {
+                // Would accept anything: the check must come first.
+                Some(Ok(Arc::new(Account::new("1000000000000003"))))
+            }
+        }
+        let auth = AccountKitAuth::new(Remembers);
+        let start = |value: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request();
+            auth.start(&req)
+        };
+        assert!(
+            matches!(start("Bearer fine"), Step::Decided(Ok(v)) if v.id() == "1000000000000003"),
+            "answered at once, from verify_now"
+        );
+        assert!(matches!(
+            start("Bearer ab#c"),
+            Step::Decided(Err(Refusal::Malformed(Malformed::BadCharacter)))
+        ));
+        assert!(matches!(
+            start("Bearer two words"),
+            Step::Decided(Err(Refusal::Malformed(Malformed::Ambiguous)))
+        ));
     }
 
     #[test]

@@ -137,22 +137,29 @@ pub trait Verifier: Send + Sync + 'static {
     }
 
     /// An answer remembered for exactly these bytes, asked **before** the
-    /// token's syntax is checked: the middleware's hot path, which then
-    /// skips the check on a hit (the check looks at every byte; the
-    /// verifier had it done once, when it first verified the token). With a
-    /// `max_age`, only an account verified within it. Default: `None`.
+    /// token's syntax is checked: the middleware's hot path. With a
+    /// `max_age`, only an account verified within it.
     ///
     /// The middleware trusts an account returned here without checking the
     /// token, so **return one only for bytes that [`verify`](Self::verify)
     /// or [`verify_within`](Self::verify_within) accepted as a checked
-    /// token** (as [`CachedVerifier`](crate::cache::CachedVerifier) does: it
-    /// checks every token before its first verification). A refusal or
-    /// `None` is followed by the syntax check (so a malformed token is still
-    /// refused as malformed), then by [`verify_now`](Self::verify_now) or
-    /// its `_within` form if the answer was `None`.
+    /// token**. A refusal or `None` is followed by the syntax check (so a
+    /// malformed token is still refused as malformed); after `None`, by
+    /// [`verify`](Self::verify) (or its `_within` form).
+    ///
+    /// The default is right for every verifier: it checks the syntax, then
+    /// answers as [`verify_now`](Self::verify_now) (or its `_within` form).
+    /// A verifier whose memory holds only tokens that were checked may skip
+    /// the check, which looks at every byte:
+    /// [`CachedVerifier`](crate::cache::CachedVerifier) does, as it checks
+    /// every token before its first verification.
     fn recall(&self, token: &[u8], max_age: Option<Duration>) -> Option<Verification> {
-        let _ = (token, max_age);
-        None
+        let token = std::str::from_utf8(token).ok()?;
+        check_token(token).ok()?;
+        match max_age {
+            None => self.verify_now(token),
+            Some(max_age) => self.verify_now_within(token, max_age),
+        }
     }
 }
 
