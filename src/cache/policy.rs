@@ -46,7 +46,8 @@
 //!     settings, a few a neighbouring aging period (1.25 ×, 2.5 ×, 5 ×,
 //!     10 × capacity) or window (powers of two, one entry to 16 % of the
 //!     capacity), and every shard moves when a neighbour does measurably
-//!     better;
+//!     better, or, for the window, at once when no shard's window got a
+//!     hit for a whole round of samples (its entries are pure cost);
 //!   * a policy alone **climbs** them itself, as Caffeine climbs the
 //!     window, on alternate samples (each sample judges the one move made
 //!     before it): it moves the window by a step in the direction that
@@ -235,6 +236,8 @@ struct Sample {
     period: u64,
     hits: u64,
     misses: u64,
+    /// Hits in the window.
+    window_hits: u64,
     /// Sampling starts once the cache was full.
     started: bool,
 }
@@ -390,6 +393,7 @@ impl<V> Policy<V> {
                 period: CLIMB_FACTOR.saturating_mul(capacity as u64),
                 hits: 0,
                 misses: 0,
+                window_hits: 0,
                 started: false,
             },
             tuner: Tuner::Climb(Climber {
@@ -447,6 +451,7 @@ impl<V> Policy<V> {
         let segment = self.touch(key)?;
         self.sketch.increment(key);
         self.sample.hits += 1;
+        self.sample.window_hits += u64::from(matches!(segment, Segment::Window));
         self.close_sample();
         self.mru(segment)
     }
@@ -456,6 +461,7 @@ impl<V> Policy<V> {
         let segment = self.touch(key)?;
         self.sketch.increment(key);
         self.sample.hits += 1;
+        self.sample.window_hits += u64::from(matches!(segment, Segment::Window));
         self.close_sample();
         let cache = match segment {
             Segment::Window => &mut self.window,
@@ -527,6 +533,7 @@ impl<V> Policy<V> {
             self.sample.started = true;
             self.sample.hits = 0;
             self.sample.misses = 0;
+            self.sample.window_hits = 0;
         }
         evicted
     }
@@ -660,12 +667,14 @@ impl<V> Policy<V> {
             return;
         }
         let rate = sample.hits as f64 / requests as f64;
+        let window_hits = sample.window_hits;
         sample.hits = 0;
         sample.misses = 0;
+        sample.window_hits = 0;
         let moves = match &mut self.tuner {
             Tuner::Climb(climber) => climber.climb(rate, self.capacity as f64),
             Tuner::Trial(trial, shard) => {
-                let next = trial.report(*shard, rate);
+                let next = trial.report(*shard, rate, window_hits);
                 Moves {
                     aging: Some(next.aging),
                     window: Some(next.window as f64),
@@ -1097,7 +1106,8 @@ mod tests {
         for _ in 0..300 {
             for (shard, s) in others.iter_mut().enumerate().skip(1) {
                 let rate = 0.5 + 0.01 * (s.window as f64).log2() - 0.01 * s.aging.log2();
-                *s = trial.report(shard, rate);
+                // A window hit each sample: only the probes move the settings.
+                *s = trial.report(shard, rate, 1);
             }
             // One climbing sample of shard 0: 5 × its capacity in requests.
             for _ in 0..500 {

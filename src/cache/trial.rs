@@ -44,6 +44,17 @@
 //!   (from 5 ×), the window the powers of two in entries from one to 16 %
 //!   of a shard's capacity (from the largest not above 1 %).
 //!
+//! * The window also shrinks without a probe when it is idle: after a
+//!   round of samples in a row (as many as there are shards) at the
+//!   current window with no hit in it, and no window that size or smaller
+//!   got a hit since, its entries were never asked for again while there,
+//!   and a smaller window, an LRU of the same insertions, would hold a
+//!   subset of them: its slots are pure cost, so the current window steps
+//!   down at once (the shards count as the control at the new value, so
+//!   no sample reads as a probe's). A loop larger than the cache is the
+//!   traffic that shows it: each entry of the window costs a hit per pass,
+//!   and a probe of one step gains less than the trial's noise.
+//!
 //! A shard reports once per climbing sample (5 × its capacity in
 //! requests), under its own lock; the trial's lock is taken then, never on
 //! the hit path, and never while the trial waits on anything.
@@ -230,11 +241,18 @@ struct State {
     ladders: [Ladder; 2],
     /// The most shards probing one setting at once.
     max_probing: usize,
+    /// Samples in a row at the current window in which the window got no
+    /// hit (since a window that size or smaller last got one).
+    idle_window: usize,
 }
 
 impl State {
     fn currents(&self) -> Levels {
         [self.ladders[0].current, self.ladders[1].current]
+    }
+
+    fn forget_idle(&mut self) {
+        self.idle_window = 0;
     }
 }
 
@@ -288,6 +306,7 @@ impl Trial {
                     Ladder::new(window_len, window_start),
                 ],
                 max_probing: (shards / 4).max(1),
+                idle_window: 0,
             }),
         }
     }
@@ -303,15 +322,51 @@ impl Trial {
         settings(self.state.lock().currents())
     }
 
-    /// Shard `shard` closed a climbing sample with hit rate `rate`: records
-    /// it, and returns the settings the shard runs its next sample at.
-    pub(crate) fn report(&self, shard: usize, rate: f64) -> Settings {
+    /// Shard `shard` closed a climbing sample with hit rate `rate`, in which
+    /// its window got `window_hits` hits: records it, and returns the
+    /// settings the shard runs its next sample at.
+    ///
+    /// After a round of samples in a row (as many as there are shards) at
+    /// the current window without a hit in it, and no window that small or
+    /// smaller got one since, the window only holds entries the traffic
+    /// does not ask for again while there, so it shrinks a step at once,
+    /// without a probe.
+    pub(crate) fn report(&self, shard: usize, rate: f64, window_hits: u64) -> Settings {
         let mut state = self.state.lock();
         let s = &mut *state;
         let currents = s.currents();
         let Some(&rec) = s.shards.get(shard) else {
             return settings(currents);
         };
+        // A window holds what a smaller one would have held and more (an
+        // LRU of the same insertions): a hit in a window no larger than
+        // the current one means the current one gets hits too.
+        if window_hits > 0 && rec.now[1] <= currents[1] {
+            s.forget_idle();
+        } else if window_hits == 0 && rec.now[1] == currents[1] {
+            s.idle_window += 1;
+            if s.idle_window >= s.shards.len() && currents[1] > 0 {
+                let (from, to) = (currents[1], currents[1] - 1);
+                let w = &mut s.ladders[1];
+                w.current = to;
+                w.probe = w.neighbour(to, false);
+                w.forget();
+                s.forget_idle();
+                // A silent move: the shards at the old window count as the
+                // control at the new one (a smaller idle window holds
+                // nothing the traffic asked for either), so no shard's
+                // next sample reads as a return from a probe.
+                for r in &mut s.shards {
+                    for levels in [&mut r.last, &mut r.now] {
+                        if levels[1] == from {
+                            levels[1] = to;
+                        }
+                    }
+                }
+            }
+        }
+        let rec = s.shards[shard];
+        let currents = s.currents();
         if let Some(last) = rec.last_rate {
             let change = rate - last;
             match (rec.last == currents, rec.now == currents) {
@@ -340,6 +395,9 @@ impl Trial {
                 // The other setting's evidence was gathered at the old
                 // value.
                 s.ladders[1 - i].forget();
+                if i == 1 {
+                    s.forget_idle();
+                }
             }
         }
         let currents = s.currents();
@@ -385,6 +443,10 @@ mod tests {
     /// Shards of 1,250 entries: windows of 1 to 128 entries, starting at 8.
     const CAPACITY: usize = 1250;
 
+    /// A window hit in every sample: the idle window's rule stays out of
+    /// the tests of the probes.
+    const WINDOW_BUSY: u64 = 1;
+
     /// Runs `rounds` samples on every shard of `trial`, each shard's hit
     /// rate given by `rate(shard, settings, round)`; returns the control's
     /// settings after each round.
@@ -398,7 +460,7 @@ mod tests {
         let mut currents = Vec::new();
         for round in 0..rounds {
             for (shard, s) in settings.iter_mut().enumerate() {
-                *s = trial.report(shard, rate(shard, *s, round));
+                *s = trial.report(shard, rate(shard, *s, round), WINDOW_BUSY);
             }
             currents.push(trial.current());
         }
@@ -495,7 +557,7 @@ mod tests {
             for (shard, s) in settings.iter_mut().enumerate() {
                 // The start is best: no probe ever wins.
                 let rate = if *s == start { 0.8 } else { 0.7 };
-                *s = trial.report(shard, rate);
+                *s = trial.report(shard, rate, WINDOW_BUSY);
             }
             let aging = settings.iter().filter(|s| s.aging != start.aging).count();
             let window = settings.iter().filter(|s| s.window != start.window).count();
@@ -541,9 +603,41 @@ mod tests {
         assert_eq!(once_behind.current, AGING_START - 1);
     }
 
+    /// A window that gets no hit for a round of samples (as many as there
+    /// are shards) shrinks a step a round, without a probe, down to one
+    /// entry. One that gets a hit now and then holds: a hit on one shard,
+    /// at the current window or a smaller one, every half round.
+    #[test]
+    fn an_idle_window_shrinks_without_a_probe() {
+        let run = |busy: bool| {
+            let trial = Trial::new(16, CAPACITY);
+            let mut settings = [trial.start(); 16];
+            let mut windows = Vec::new();
+            for _ in 0..6 {
+                for (shard, s) in settings.iter_mut().enumerate() {
+                    let hits = u64::from(busy && shard % 8 == 0 && s.window <= 8);
+                    *s = trial.report(shard, 0.8, hits);
+                }
+                windows.push(trial.current().window);
+            }
+            windows
+        };
+        assert_eq!(Trial::new(16, CAPACITY).start().window, 8);
+        // A step at the first round; a shard probing the next step down
+        // (not the current window) may hold the next step back a round.
+        let idle = run(false);
+        assert_eq!(idle[0], 4, "{idle:?}");
+        assert!(
+            idle.windows(2).all(|p| p[1] == p[0] || p[1] * 2 == p[0]),
+            "{idle:?}"
+        );
+        assert_eq!(idle.last(), Some(&1), "{idle:?}");
+        assert_eq!(run(true), [8; 6]);
+    }
+
     #[test]
     fn an_unknown_shard_gets_the_current_settings() {
         let trial = Trial::new(4, CAPACITY);
-        assert_eq!(trial.report(99, 0.5), trial.start());
+        assert_eq!(trial.report(99, 0.5, WINDOW_BUSY), trial.start());
     }
 }
