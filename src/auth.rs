@@ -392,13 +392,10 @@ impl AccountKitAuth {
         match find_token(req, &self.inner.sources) {
             Presented::Absent => Step::Anonymous,
             Presented::Malformed(m) => Step::Decided(Err(Refusal::Malformed(m))),
-            Presented::Located(located) => {
+            Presented::Located(located) => match located.unchecked_bytes() {
                 // The hot path: an account remembered for these bytes needs
                 // no syntax check (see `Verifier::recall`).
-                let recalled = located
-                    .unchecked_bytes()
-                    .and_then(|bytes| self.inner.verifier.recall(bytes, self.inner.max_age));
-                match recalled {
+                Some(bytes) => match self.inner.verifier.recall(bytes, self.inner.max_age) {
                     Some(Ok(account)) => {
                         Step::Decided(Ok(self.verified(account, located.remembered())))
                     }
@@ -410,8 +407,13 @@ impl AccountKitAuth {
                         // `recall` had the verifier's answer at hand, if any.
                         (Ok(token), None) => Step::Pending(token),
                     },
-                }
-            }
+                },
+                // Longer than any token seen: checked first.
+                None => match located.check() {
+                    Ok(token) => self.checked(token),
+                    Err(m) => Step::Decided(Err(Refusal::Malformed(m))),
+                },
+            },
             Presented::Token(token) => self.checked(token),
         }
     }

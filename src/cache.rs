@@ -482,6 +482,13 @@ struct FlightEntry {
 /// A verifier that caches what another verifier learned. Cheap to clone;
 /// clones share the cache.
 ///
+/// It refuses a token that fails the syntax check
+/// ([`check_token`](crate::token::check_token)) as
+/// [`Refusal::Malformed`] without asking the inner verifier, whoever calls
+/// it: nothing malformed is ever stored, so that an account found for a
+/// token's bytes proves them well-formed ([`Verifier::recall`], the
+/// middleware's hot path, skips the check on a hit).
+///
 /// ```
 /// use actix_accountkit::cache::{CacheConfig, CachedVerifier};
 /// use actix_accountkit::verify::{Refusal, Verification, Verifier};

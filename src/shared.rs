@@ -18,7 +18,8 @@
 //!   [`SharedTier::store`], with the ticket of the lookup, the answer if the
 //!   cache kept it (accounts for the positive TTL, definite refusals for the
 //!   negative TTL) or `None` (nothing to share: release the ticket).
-//! * A local hit ([`Verifier::verify_now`](crate::verify::Verifier::verify_now))
+//! * A local hit ([`Verifier::recall`](crate::verify::Verifier::recall) on
+//!   the middleware's path, [`Verifier::verify_now`](crate::verify::Verifier::verify_now))
 //!   never calls the tier.
 //!
 //! # Revocations

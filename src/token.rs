@@ -19,6 +19,13 @@ use actix_web::HttpRequest;
 /// the bound is generous on purpose.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
+/// The longest token the middleware looks up before its syntax check
+/// ([`Located::unchecked_bytes`]); a longer one is checked first. Well
+/// above the recorded tokens, and far enough below [`MAX_TOKEN_LEN`] that
+/// junk cannot make a request hash 4 KiB and lock a shard before it is
+/// refused.
+const RECALL_MAX_LEN: usize = 512;
+
 /// Why a presented token was refused without an upstream call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -152,8 +159,9 @@ impl RequestToken {
 
     /// The token. Do not log it.
     pub fn expose_secret(&self) -> &str {
-        // Only ever built from a checked ASCII token; an empty string is
-        // unreachable, not a risk.
+        // Checked ASCII, or (on a hit, see `Verifier::recall`) bytes whose
+        // SHA-256 is that of a checked token: an empty string is reachable
+        // only through a `recall` that breaks its contract, and is no risk.
         self.value
             .as_bytes()
             .get(self.start..self.end)
@@ -171,6 +179,7 @@ impl fmt::Debug for RequestToken {
 /// What looking for a token found. Public for the fuzzer only.
 #[doc(hidden)]
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Presented {
     /// No source had a token: the request is anonymous.
     Absent,
@@ -328,15 +337,15 @@ pub fn locate_bearer(value: &HeaderValue) -> Option<Located> {
 pub struct Located(RequestToken);
 
 impl Located {
-    /// The token's bytes, unchecked, if it is not too long to be one (a
-    /// longer one is refused by [`check`](Self::check) before anything
-    /// hashes it). Do not log them.
+    /// The token's bytes, unchecked, unless they are longer than any
+    /// token seen (512 bytes): such a token is to be checked first. Do not
+    /// log them.
     pub fn unchecked_bytes(&self) -> Option<&[u8]> {
         let RequestToken { value, start, end } = &self.0;
         value
             .as_bytes()
             .get(*start..*end)
-            .filter(|bytes| bytes.len() <= MAX_TOKEN_LEN)
+            .filter(|bytes| bytes.len() <= RECALL_MAX_LEN)
     }
 
     /// The token, for a verifier that remembers accepting these bytes: only

@@ -46,8 +46,9 @@
 //!     settings, a few a neighbouring aging period (1.25 ×, 2.5 ×, 5 ×,
 //!     10 × capacity) or window (powers of two, one entry to 16 % of the
 //!     capacity), and every shard moves when a neighbour does measurably
-//!     better, or, for the window, at once when no shard's window got a
-//!     hit for a whole round of samples (its entries are pure cost);
+//!     better, or, for the window, at once when a round of samples in a
+//!     row (as many as there are shards) at the current window or a
+//!     smaller one got no hit in it (its entries are pure cost);
 //!   * a policy alone **climbs** them itself, as Caffeine climbs the
 //!     window, on alternate samples (each sample judges the one move made
 //!     before it): it moves the window by a step in the direction that

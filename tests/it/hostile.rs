@@ -385,10 +385,30 @@ fn what_the_cache_remembers_never_lets_a_malformed_token_through() {
     cache.invalidate_as_refused("two words");
     assert_eq!(send(addr, &[b"Bearer two words".to_vec()], "/").status, 400);
 
-    // A well-formed token: verified once, then answered from memory.
-    for _ in 0..2 {
-        assert_eq!(send(addr, &[b"Bearer fine".to_vec()], "/").status, 200);
+    // A well-formed token: verified once, then answered from memory,
+    // however the header spaces it; what follows it still counts.
+    for value in [
+        "Bearer fine",
+        "Bearer fine",
+        "Bearer  fine\t",
+        "bearer fine ",
+    ] {
+        let answer = send(addr, &[value.as_bytes().to_vec()], "/");
+        assert_eq!(answer.status, 200, "{value:?}");
     }
     let stats = cache.stats();
-    assert_eq!((stats.upstream_calls, stats.hits), (1, 1), "{stats:?}");
+    assert_eq!((stats.upstream_calls, stats.hits), (1, 3), "{stats:?}");
+    assert_eq!(send(addr, &[b"Bearer fine x".to_vec()], "/").status, 400);
+    assert_eq!(send(addr, &[b"Bearer fine\xff".to_vec()], "/").status, 401);
+
+    // Longer than the middleware looks up unchecked: checked first, then
+    // answered from memory all the same; longer than a token may be: 401.
+    let long = format!("Bearer {}", "a".repeat(600));
+    for _ in 0..2 {
+        assert_eq!(send(addr, &[long.as_bytes().to_vec()], "/").status, 200);
+    }
+    let too_long = format!("Bearer {}", "a".repeat(4097));
+    assert_eq!(send(addr, &[too_long.into_bytes()], "/").status, 401);
+    let stats = cache.stats();
+    assert_eq!((stats.upstream_calls, stats.hits), (2, 4), "{stats:?}");
 }

@@ -236,11 +236,13 @@ async fn no_redis_entry_is_read_while_a_revocation_waits_to_be_published() {
     a.kit.cache().invalidate_token(&user.token);
 
     let upstream = calls(&emu, "me").await;
+    let shared_hits = a.kit.cache().stats().shared_hits;
     assert_eq!(
         a.me(&user.token).await,
         401,
         "a logged-out token was let in by a Redis entry"
     );
+    assert_eq!(a.kit.cache().stats().shared_hits, shared_hits, "read Redis");
     assert_eq!(
         calls(&emu, "me").await,
         upstream + 1,
