@@ -34,7 +34,7 @@ use crate::error::ConfigError;
 use crate::observe::{self, RefusalCounts};
 use crate::token::{find_token, Malformed, Presented, RequestToken, TokenSource};
 use crate::types::{Account, Phone};
-use crate::verify::{Refusal, Verifier};
+use crate::verify::{answer_now, Refusal, Verifier};
 
 /// The realm of the `WWW-Authenticate` challenge. Default is `accountkit`.
 pub const DEFAULT_REALM: &str = "accountkit";
@@ -420,12 +420,11 @@ impl AccountKitAuth {
 
     /// A well-formed token: the verifier's answer at hand, or a pending step.
     fn checked(&self, token: RequestToken) -> Step {
-        let verifier = &self.inner.verifier;
-        let now = match self.inner.max_age {
-            None => verifier.verify_now(token.expose_secret()),
-            Some(max_age) => verifier.verify_now_within(token.expose_secret(), max_age),
-        };
-        match now {
+        match answer_now(
+            &*self.inner.verifier,
+            token.expose_secret(),
+            self.inner.max_age,
+        ) {
             Some(outcome) => Step::Decided(outcome.map(|a| self.verified(a, token))),
             None => Step::Pending(token),
         }
@@ -728,6 +727,8 @@ pub struct MaybeAccount(pub Option<VerifiedAccount>);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Account;
+    use crate::verify::Verification;
 
     #[test]
     fn a_refusal_answers_as_the_middleware_does() {
@@ -759,22 +760,23 @@ mod tests {
         }
     }
 
-    /// A verifier with a memory of its own (`verify_now`) but no `recall`:
-    /// the default recall answers from that memory, after the syntax check.
+    /// Refuses what it is asked (`WrongApp`), and would accept anything
+    /// from its memory (`verify_now`); no `recall` of its own.
+    struct Remembers;
+
+    impl Verifier for Remembers {
+        fn verify<'a>(&'a self, _: &'a str) -> futures::future::BoxFuture<'a, Verification> {
+            Box::pin(async { Err(Refusal::WrongApp) })
+        }
+        fn verify_now(&self, _: &str) -> Option<Verification> {
+            Some(Ok(Arc::new(Account::new("1000000000000003"))))
+        }
+    }
+
+    /// The default recall answers from `verify_now`, after the syntax check
+    /// (which must come first: `Remembers` would accept anything).
     #[test]
     fn a_verifier_without_recall_answers_from_verify_now_after_the_check() {
-        use crate::types::Account;
-        use crate::verify::Verification;
-        struct Remembers;
-        impl Verifier for Remembers {
-            fn verify<'a>(&'a self, _: &'a str) -> futures::future::BoxFuture<'a, Verification> {
-                Box::pin(async { Err(Refusal::WrongApp) })
-            }
-            fn verify_now(&self, _: &str) -> Option<Verification> {
-                // Would accept anything: the check must come first.
-                Some(Ok(Arc::new(Account::new("1000000000000003"))))
-            }
-        }
         let auth = AccountKitAuth::new(Remembers);
         let start = |value: &str| {
             let req = actix_web::test::TestRequest::default()
@@ -798,18 +800,13 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        use crate::verify::Verification;
-        struct Nobody;
-        impl Verifier for Nobody {
-            fn verify<'a>(&'a self, _: &'a str) -> futures::future::BoxFuture<'a, Verification> {
-                Box::pin(async { Err(Refusal::WrongApp) })
-            }
-        }
-        let bad = AccountKitAuth::builder(Nobody).realm("caf\u{e9}").build();
+        let bad = AccountKitAuth::builder(Remembers)
+            .realm("caf\u{e9}")
+            .build();
         assert!(matches!(bad, Err(ConfigError::InvalidRealm)));
-        let bad = AccountKitAuth::builder(Nobody).token_sources([]).build();
+        let bad = AccountKitAuth::builder(Remembers).token_sources([]).build();
         assert!(matches!(bad, Err(ConfigError::NoTokenSource)));
-        let good = AccountKitAuth::builder(Nobody)
+        let good = AccountKitAuth::builder(Remembers)
             .realm("shop \"main\"")
             .build();
         assert!(good.is_ok());

@@ -156,10 +156,20 @@ pub trait Verifier: Send + Sync + 'static {
     fn recall(&self, token: &[u8], max_age: Option<Duration>) -> Option<Verification> {
         let token = std::str::from_utf8(token).ok()?;
         check_token(token).ok()?;
-        match max_age {
-            None => self.verify_now(token),
-            Some(max_age) => self.verify_now_within(token, max_age),
-        }
+        answer_now(self, token, max_age)
+    }
+}
+
+/// `verifier`'s answer at hand for a checked token: [`Verifier::verify_now`],
+/// or its `_within` form for a route with a max age.
+pub(crate) fn answer_now<V: Verifier + ?Sized>(
+    verifier: &V,
+    token: &str,
+    max_age: Option<Duration>,
+) -> Option<Verification> {
+    match max_age {
+        None => verifier.verify_now(token),
+        Some(max_age) => verifier.verify_now_within(token, max_age),
     }
 }
 

@@ -449,21 +449,13 @@ impl<V> Policy<V> {
     /// caller calls [`Policy::insert`] once it has a value worth keeping,
     /// and that records the sighting.
     pub fn get(&mut self, key: &Key) -> Option<&V> {
-        let segment = self.touch(key)?;
-        self.sketch.increment(key);
-        self.sample.hits += 1;
-        self.sample.window_hits += u64::from(matches!(segment, Segment::Window));
-        self.close_sample();
+        let segment = self.hit(key)?;
         self.mru(segment)
     }
 
     /// Like [`Policy::get`], with the value mutable.
     pub fn get_mut(&mut self, key: &Key) -> Option<&mut V> {
-        let segment = self.touch(key)?;
-        self.sketch.increment(key);
-        self.sample.hits += 1;
-        self.sample.window_hits += u64::from(matches!(segment, Segment::Window));
-        self.close_sample();
+        let segment = self.hit(key)?;
         let cache = match segment {
             Segment::Window => &mut self.window,
             Segment::Probation => &mut self.probation,
@@ -471,6 +463,18 @@ impl<V> Policy<V> {
         };
         // `touch` left the key at the front of its segment.
         cache.iter_mut().next().map(|(_, v)| v)
+    }
+
+    /// Records a hit on `key` (recency, frequency, the sample), if it is
+    /// held: the segment it is now at the front of.
+    #[inline]
+    fn hit(&mut self, key: &Key) -> Option<Segment> {
+        let segment = self.touch(key)?;
+        self.sketch.increment(key);
+        self.sample.hits += 1;
+        self.sample.window_hits += u64::from(matches!(segment, Segment::Window));
+        self.close_sample();
+        Some(segment)
     }
 
     /// The value of `key`, recording nothing.
