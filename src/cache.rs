@@ -436,6 +436,14 @@ pub struct CacheStats {
     /// than four shards, each shard's climber) chose: short
     /// when popularity shifts or a loop runs, long when it holds.
     pub aging_period: u64,
+    /// Changes of the admission window's size so far, each shard's
+    /// counted: how often the trial (or the climbers) moved it. A count
+    /// that keeps rising with a steady `window_size` means the traffic
+    /// keeps changing what pays.
+    pub window_adjustments: u64,
+    /// Agings of the frequency sketch so far (all shards): each halved
+    /// every count, so that old popularity fades.
+    pub sketch_agings: u64,
     /// The shared tier's counters, when there is one.
     pub shared: Option<SharedStats>,
 }
@@ -768,6 +776,8 @@ impl CachedVerifier {
             s.rejected += p.rejected;
             s.window_size += p.window_max as u64;
             s.aging_period += p.aging_period;
+            s.window_adjustments += p.window_adjustments;
+            s.sketch_agings += p.sketch_resets;
             s.negative_entries += shard.negative.len() as u64;
         }
         s.in_flight = self.inner.in_flight.load(Ordering::Acquire) as u64;
@@ -2240,5 +2250,20 @@ mod tests {
             "{sizes:?}"
         );
         assert_eq!(c.stats().window_size, sizes.iter().sum::<usize>() as u64);
+        // The trial's moves and the sketch's agings are counted, every
+        // shard's: all started at 8 entries, and most left it.
+        let stats = c.stats();
+        let shards = shard_stats(&c);
+        let moved = sizes.iter().filter(|&&w| w != 8).count() as u64;
+        assert!(stats.window_adjustments >= moved && moved > 0, "{stats:?}");
+        assert_eq!(
+            stats.window_adjustments,
+            shards.iter().map(|p| p.window_adjustments).sum::<u64>()
+        );
+        assert!(stats.sketch_agings > 0, "{stats:?}");
+        assert_eq!(
+            stats.sketch_agings,
+            shards.iter().map(|p| p.sketch_resets).sum::<u64>()
+        );
     }
 }

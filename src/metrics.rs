@@ -48,6 +48,8 @@
 //! | `accountkit_cache_rejected_total` | counter | accounts that lost the admission contest and left the cache |
 //! | `accountkit_cache_window_size` | gauge | the admission window's current size, in entries, all shards (chosen by a trial across shards) |
 //! | `accountkit_cache_aging_period` | gauge | how long the frequency sketch remembers: sightings between two of its agings, all shards (chosen by a trial across shards) |
+//! | `accountkit_cache_window_adjustments_total` | counter | changes of the admission window's size, each shard's counted |
+//! | `accountkit_cache_sketch_agings_total` | counter | agings of the frequency sketch (every count halved), all shards |
 //! | `accountkit_cache_entries` | gauge | verified accounts held |
 //! | `accountkit_cache_negative_entries` | gauge | refusals held |
 //! | `accountkit_upstream_calls_total` | counter | token verifications made at Account Kit |
@@ -277,6 +279,18 @@ impl Collector for MetricsCollector {
             "accountkit_cache_aging_period",
             "Sightings between two agings of the frequency sketch (all shards), chosen by trial or hill climbing.",
             s.aging_period,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_window_adjustments",
+            "Changes of the admission window's size, each shard's counted (made by trial or hill climbing).",
+            s.window_adjustments,
+        )?;
+        counter(
+            e,
+            "accountkit_cache_sketch_agings",
+            "Agings of the frequency sketch (every count halved), all shards.",
+            s.sketch_agings,
         )?;
         gauge(
             e,

@@ -307,6 +307,18 @@ async fn policy_counters_are_exported() {
         stats.aging_period
     );
     assert!(stats.aging_period > 0, "{stats:?}");
+    // Sixty-odd sightings in a cache of 4 age its sketch; its window of
+    // one entry has not moved (the cache's own tests move it).
+    assert!(stats.sketch_agings > 0, "{stats:?}");
+    assert_eq!(
+        value(&s, "accountkit_cache_sketch_agings_total"),
+        stats.sketch_agings
+    );
+    assert_eq!(
+        value(&s, "accountkit_cache_window_adjustments_total"),
+        stats.window_adjustments
+    );
+    assert_ne!(stats.sketch_agings, stats.window_adjustments, "{stats:?}");
 }
 
 /// The names in a document that look like our metrics: every backquoted
