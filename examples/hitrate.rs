@@ -21,6 +21,8 @@
 //! the policy's heap bytes per entry at 100,000 entries instead,
 //! `--hit-cost` the cost of a hit against the old LRU's, and `--hit-path`
 //! the cache's hit path against its floor, robust to a loaded machine.
+//! `--phase` adds the phase-change workloads (below) and prints our
+//! window's size every 50,000 requests.
 //!
 //! * Population: 100,000 valid tokens; a key is the SHA-256 of its token
 //!   string, as in the cache. Zipf(s) picks rank k with P ∝ 1 / (k + 1)^s.
@@ -43,6 +45,11 @@
 //!   `flood, recorded` figure runs the policy alone with every bogus token
 //!   recorded in its frequency sketch, as if a lookup miss counted: what
 //!   the doorkeeper protects against.
+//! * With `--phase`, phase changes `A->B`: the first half of workload A's
+//!   trace, then the second half of B's (`loop->shift`, `scan->shift`,
+//!   `loop->zipf-1.0`, `loop->zipf-0.8`; `scan` walks the whole
+//!   population again and again). `--warmup` equal to `--requests`
+//!   measures the second phase only: how fast a policy recovers.
 //! * Capacities 1 % to 20 % of the population. Hit rates count the verified
 //!   requests after the warm-up (the first `--warmup` verified requests,
 //!   replayed but not measured), the same window for every policy.
@@ -141,6 +148,12 @@ struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Experimental: add the phase-change workloads (`A->B`: the first
+    /// half of the trace is workload A's, the second half workload B's)
+    /// and print ours' window size (all shards) every 50,000 requests.
+    /// Use `--warmup` = `--requests` to measure the second phase only.
+    #[arg(long)]
+    phase: bool,
 }
 
 /// splitmix64: small, seeded, good enough for sampling.
@@ -222,7 +235,7 @@ fn zipf_trace(rng: &mut Rng, s: f64, n: usize) -> Vec<Event> {
     (0..n).map(|_| Event::Get(z.sample(rng))).collect()
 }
 
-fn workloads(n: usize, seed: u64) -> Vec<Workload> {
+fn workloads(n: usize, seed: u64, phase: bool) -> Vec<Workload> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
     let mut zipf_1 = Vec::new();
@@ -314,6 +327,42 @@ fn workloads(n: usize, seed: u64) -> Vec<Workload> {
         name: "zipf-1.0+flood".into(),
         events,
     });
+    if phase {
+        // Phase changes: the first half of workload A's trace, then the
+        // second half of workload B's. `scan` is a walk over the whole
+        // population, again and again.
+        let scan: Vec<Event> = (0..n)
+            .map(|i| Event::Get((i % POPULATION as usize) as u32))
+            .collect();
+        let find = |out: &[Workload], name: &str| {
+            out.iter()
+                .find(|w| w.name == name)
+                .map(|w| w.events.clone())
+                .unwrap_or_default()
+        };
+        let half = n / 2;
+        let mut phased = Vec::new();
+        for (a, b) in [
+            ("loop", "shift"),
+            ("loop", "zipf-1.0"),
+            ("scan", "shift"),
+            ("loop", "zipf-0.8"),
+        ] {
+            let first = if a == "scan" {
+                scan.clone()
+            } else {
+                find(&out, a)
+            };
+            let second = find(&out, b);
+            let mut events: Vec<Event> = first[..half].to_vec();
+            events.extend_from_slice(&second[half..]);
+            phased.push(Workload {
+                name: format!("{a}->{b}"),
+                events,
+            });
+        }
+        out.extend(phased);
+    }
     out
 }
 
@@ -459,6 +508,8 @@ fn run_moka(trace: &Trace, capacity: usize, warmup: usize) -> u64 {
 struct Ours {
     hits: u64,
     stats: CacheStats,
+    /// The window's size (all shards) every 50,000 events.
+    windows: Vec<u64>,
 }
 
 /// Replays `trace` through a real `CachedVerifier` (default shards) as the
@@ -480,7 +531,11 @@ fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> Ours {
     );
     let mut buf = String::new();
     let (mut seen, mut hits) = (0usize, 0u64);
-    for event in &trace.events {
+    let mut windows = Vec::new();
+    for (i, event) in trace.events.iter().enumerate() {
+        if i % 50_000 == 0 {
+            windows.push(cache.stats().window_size);
+        }
         match *event {
             Event::Get(key) => {
                 token_of(&mut buf, key);
@@ -511,7 +566,12 @@ fn run_cache(trace: &Trace, capacity: usize, warmup: usize) -> Ours {
         "the cache counts what the verifier saw"
     );
     assert!(stats.entries as usize <= capacity);
-    Ours { hits, stats }
+    windows.push(stats.window_size);
+    Ours {
+        hits,
+        stats,
+        windows,
+    }
 }
 
 /// Belady's MIN with bypass over the verified requests; returns the hits
@@ -855,7 +915,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let total = args.warmup + args.requests;
     let only: Option<Vec<&str>> = args.only.as_deref().map(|s| s.split(',').collect());
-    let traces: Vec<Trace> = workloads(total, args.seed)
+    let traces: Vec<Trace> = workloads(total, args.seed, args.phase)
         .into_iter()
         .filter(|w| only.as_ref().is_none_or(|o| o.contains(&w.name.as_str())))
         .map(prepare)
@@ -888,6 +948,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let requests = (trace.keys.len() - args.warmup) as u64;
                 let rate = |hits: u64| hits as f64 / requests as f64;
                 let ours = run_cache(trace, capacity, args.warmup);
+                if args.phase {
+                    let w: Vec<String> = ours.windows.iter().map(|w| w.to_string()).collect();
+                    eprintln!("window {} {}% [{}]", trace.name, percent, w.join(" "));
+                }
                 let mut row = Row {
                     workload: trace.name.clone(),
                     percent,
