@@ -688,10 +688,22 @@ mod tests {
             }
         }
         assert_eq!(trial.current().window, 1);
-        if let Some(probe) = settings.iter().position(|s| s.window > 1) {
-            settings[probe] = trial.report(probe, 0.8, 1);
-            assert_eq!(trial.current().window, 1);
+        // Still idle, until a shard probes the next window up (its pause
+        // over): a hit there says nothing of the current window.
+        let mut probe = None;
+        for _ in 0..32 {
+            probe = settings.iter().position(|s| s.window > 1);
+            if probe.is_some() {
+                break;
+            }
+            for (shard, s) in settings.iter_mut().enumerate() {
+                *s = trial.report(shard, 0.8, 0);
+            }
         }
+        let probe = probe.expect("at one entry, a shard probes the next window up");
+        assert_eq!(settings[probe].window, 2);
+        settings[probe] = trial.report(probe, 0.8, 1);
+        assert_eq!(trial.current().window, 1);
         let shard = settings.iter().position(|s| s.window == 1).unwrap();
         settings[shard] = trial.report(shard, 0.8, 1);
         assert_eq!(trial.current().window, 8);
@@ -703,6 +715,24 @@ mod tests {
             }
         }
         assert_eq!(trial.current().window, 1);
+    }
+
+    /// A window the idle rule shrank by one rung only stays where it is at
+    /// its next hit: a small window idle for a round, then hit, is
+    /// ordinary traffic, not a phase that passed.
+    #[test]
+    fn a_window_shrunk_one_rung_stays_at_its_next_hit() {
+        let trial = Trial::new(16, CAPACITY);
+        let mut settings = [trial.start(); 16];
+        assert_eq!(trial.current().window, 8);
+        for (shard, s) in settings.iter_mut().enumerate() {
+            *s = trial.report(shard, 0.8, 0);
+        }
+        assert_eq!(trial.current().window, 4);
+        let shard = settings.iter().position(|s| s.window == 4);
+        let shard = shard.expect("a shard runs the current window");
+        trial.report(shard, 0.8, 1);
+        assert_eq!(trial.current().window, 4);
     }
 
     #[test]
