@@ -331,36 +331,29 @@ fn workloads(n: usize, seed: u64, phase: bool) -> Vec<Workload> {
         // Phase changes: the first half of workload A's trace, then the
         // second half of workload B's. `scan` is a walk over the whole
         // population, again and again.
-        let scan: Vec<Event> = (0..n)
+        let half = n / 2;
+        let scan: Vec<Event> = (0..half)
             .map(|i| Event::Get((i % POPULATION as usize) as u32))
             .collect();
-        let find = |out: &[Workload], name: &str| {
-            out.iter()
-                .find(|w| w.name == name)
-                .map(|w| w.events.clone())
-                .unwrap_or_default()
+        let events_of = |name: &str| -> &[Event] {
+            if name == "scan" {
+                return &scan;
+            }
+            let workload = out.iter().find(|w| w.name == name);
+            &workload.expect("a workload built above").events
         };
-        let half = n / 2;
-        let mut phased = Vec::new();
-        for (a, b) in [
+        let phased: Vec<Workload> = [
             ("loop", "shift"),
             ("loop", "zipf-1.0"),
             ("scan", "shift"),
             ("loop", "zipf-0.8"),
-        ] {
-            let first = if a == "scan" {
-                scan.clone()
-            } else {
-                find(&out, a)
-            };
-            let second = find(&out, b);
-            let mut events: Vec<Event> = first[..half].to_vec();
-            events.extend_from_slice(&second[half..]);
-            phased.push(Workload {
-                name: format!("{a}->{b}"),
-                events,
-            });
-        }
+        ]
+        .into_iter()
+        .map(|(a, b)| Workload {
+            name: format!("{a}->{b}"),
+            events: [&events_of(a)[..half], &events_of(b)[half..]].concat(),
+        })
+        .collect();
         out.extend(phased);
     }
     out
